@@ -1,0 +1,44 @@
+#pragma once
+// The algorithm plugin interface. A plugin overrides only what it needs:
+//   hooks()    the phases it runs in (fixed);
+//   active()   whether it runs now (e.g. only during the first 90% of steps);
+//   run()      what it does in a phase;
+//   claims()   resources it must own alone (two plugins claiming the same one is a config
+//              error at start-up, before step 1);
+//   owns_averaging()/make_averaging()  replace the per-step gradient all-reduce with another
+//              way of reconciling ranks (an implicit claim on "averaging");
+//   save()/load()     its own state, stored in checkpoints under /plugins/<name>/.
+// Plugins talk to other ranks only through state.comm. Extra forward/backward passes a plugin
+// runs never synchronise: averaging happens only in the averaging phase.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/averaging.h"
+#include "core/phase.h"
+#include "core/state.h"
+
+namespace oodt {
+
+class Algorithm {
+ public:
+  virtual ~Algorithm() = default;
+  const std::string& name() const { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+
+  virtual PhaseSet hooks() const = 0;
+  virtual bool active(const State&) const { return true; }
+  virtual void run(Phase phase, State& state) = 0;
+
+  virtual std::vector<std::string> claims() const { return {}; }
+  virtual bool owns_averaging() const { return false; }
+  virtual std::unique_ptr<AveragingStrategy> make_averaging() { return nullptr; }
+
+  virtual void save(TensorMap&) const {}
+  virtual void load(const TensorMap&) {}
+
+ private:
+  std::string name_;
+};
+
+}  // namespace oodt

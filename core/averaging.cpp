@@ -1,0 +1,106 @@
+#include "core/averaging.h"
+
+#include "core/comm.h"
+#include "core/error.h"
+#include "core/models/model.h"
+
+namespace oodt {
+
+void Bucketer::plan(const std::vector<at::Tensor>& tensors) {
+  buckets_.clear();
+  planned_shapes_.clear();
+  Bucket cur;
+  int64_t cur_bytes = 0;
+  auto flush = [&] {
+    if (cur.members.empty()) return;
+    int64_t numel = 0;
+    for (size_t i : cur.members) numel += tensors[i].numel();
+    cur.buffer = at::empty({numel}, tensors[cur.members.front()].options());
+    buckets_.push_back(std::move(cur));
+    cur = Bucket{};
+    cur_bytes = 0;
+  };
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor& t = tensors[i];
+    planned_shapes_.push_back(t.sizes().vec());
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    if (!cur.members.empty()) {
+      const at::Tensor& first = tensors[cur.members.front()];
+      if (first.scalar_type() != t.scalar_type() || first.device() != t.device() ||
+          cur_bytes + bytes > bucket_bytes_)
+        flush();
+    }
+    cur.members.push_back(i);
+    cur_bytes += bytes;
+  }
+  flush();
+}
+
+void Bucketer::apply(const std::vector<at::Tensor>& tensors, const std::function<void(at::Tensor&)>& reduce) {
+  bool same = planned_shapes_.size() == tensors.size();
+  for (size_t i = 0; same && i < tensors.size(); ++i) same = planned_shapes_[i] == tensors[i].sizes().vec();
+  if (!same) plan(tensors);
+  at::NoGradGuard no_grad;
+  for (Bucket& b : buckets_) {
+    int64_t off = 0;
+    for (size_t i : b.members) {
+      const int64_t n = tensors[i].numel();
+      b.buffer.narrow(0, off, n).copy_(tensors[i].reshape({-1}));
+      off += n;
+    }
+    reduce(b.buffer);
+    off = 0;
+    for (size_t i : b.members) {
+      const int64_t n = tensors[i].numel();
+      tensors[i].copy_(b.buffer.narrow(0, off, n).view(tensors[i].sizes()));
+      off += n;
+    }
+  }
+}
+
+void broadcast_module(torch::nn::Module& module, Communicator& comm, int64_t bucket_bytes, int root) {
+  if (comm.world_size() == 1) return;
+  std::vector<at::Tensor> tensors;
+  for (auto& p : module.parameters()) tensors.push_back(p);
+  for (auto& b : module.buffers()) tensors.push_back(b);
+  Bucketer bucketer(bucket_bytes);
+  bucketer.apply(tensors, [&](at::Tensor& buf) { comm.broadcast(buf, root); });
+}
+
+void AveragingStrategy::setup(State& state) {
+  broadcast_module(*state.model, *state.comm, 25 << 20);
+}
+
+void AveragingStrategy::sync_buffers(State& state) {
+  if (state.comm->world_size() == 1) return;
+  std::vector<at::Tensor> buffers;
+  for (auto& b : state.model->buffers()) buffers.push_back(b);
+  Bucketer bucketer(25 << 20);
+  bucketer.apply(buffers, [&](at::Tensor& buf) { state.comm->broadcast(buf, 0); });
+}
+
+void GradientAllReduce::setup(State& state) {
+  broadcast_module(*state.model, *state.comm, bucket_bytes_);
+}
+
+void GradientAllReduce::average(State& state) {
+  Communicator& comm = *state.comm;
+  if (comm.world_size() == 1) return;
+  std::vector<at::Tensor> grads;
+  const auto params = state.model->parameters();
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    at::Tensor& p = const_cast<at::Tensor&>(*it);
+    if (!p.requires_grad()) continue;
+    // A parameter this rank did not use still takes part, with a zero gradient, so every
+    // rank enters the same collectives with the same shapes.
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  const double scale = 1.0 / comm.world_size();
+  bucketer_.apply(grads, [&](at::Tensor& buf) {
+    comm.all_reduce(buf, ReduceOp::Sum);
+    buf.mul_(scale);
+  });
+}
+
+}  // namespace oodt

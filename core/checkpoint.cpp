@@ -1,0 +1,144 @@
+#include "core/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <set>
+
+#include "core/error.h"
+#include "core/h5.h"
+
+namespace oodt {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kFormat = "oodtrain-checkpoint";
+constexpr int64_t kFormatVersion = 1;
+
+void write_map(h5::File& f, const std::string& group, const TensorMap& m) {
+  f.make_group(group);
+  for (const auto& [name, t] : m) f.write(group + "/" + name, t);
+}
+
+TensorMap read_map(const h5::File& f, const std::string& group) {
+  TensorMap m;
+  for (const auto& name : f.list(group)) m[name] = f.read(group + "/" + name);
+  return m;
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+std::string checkpoint_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "ckpt_%09lld.h5", static_cast<long long>(step));
+  return buf;
+}
+
+std::vector<std::string> list_checkpoints(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("ckpt_", 0) == 0 && n.size() > 8 && n.substr(n.size() - 3) == ".h5") out.push_back(e.path().string());
+  }
+  std::sort(out.rbegin(), out.rend());  // zero-padded step: lexical order is step order
+  return out;
+}
+
+void write_checkpoint(const std::string& path, const Checkpoint& ck) {
+  const std::string tmp = path + ".tmp";
+  {
+    h5::File f = h5::File::create(tmp);
+    f.set_attr("/", "format", std::string(kFormat));
+    f.set_attr("/", "format_version", kFormatVersion);
+    f.set_attr("/", "step", ck.step);
+    f.set_attr("/", "epoch", ck.epoch);
+    f.set_attr("/", "world_size", ck.world_size);
+    f.set_attr("/", "seed", ck.seed);
+    f.set_attr("/", "config", ck.config);
+    f.set_attr("/", "git_revision", ck.git_revision);
+    f.set_attr("/", "init_from", ck.init_from);
+    const std::time_t now = std::time(nullptr);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    f.set_attr("/", "created", std::string(when));
+    write_map(f, "/model", ck.model);
+    write_map(f, "/optimizer", ck.optimizer);
+    write_map(f, "/averaging", ck.averaging);
+    f.make_group("/plugins");
+    for (const auto& [name, m] : ck.plugins) write_map(f, "/plugins/" + name, m);
+    if (ck.rng.defined()) f.write("/rng/torch_cpu", ck.rng);
+    f.flush();
+  }
+  fsync_path(tmp, false);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw DataError(concat(path, ": cannot rename ", tmp, " into place: ", std::strerror(errno)));
+  fsync_path(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string(), true);
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  h5::File f = h5::File::open(path);
+  if (!f.has_attr("/", "format") || f.attr_string("/", "format") != kFormat)
+    throw DataError(concat(path, ": not an oodtrain checkpoint (no format attribute)"));
+  const int64_t version = f.attr_int("/", "format_version");
+  if (version != kFormatVersion)
+    throw DataError(concat(path, ": checkpoint format version ", version, " is not supported (expected ", kFormatVersion, ")"));
+  Checkpoint ck;
+  ck.step = f.attr_int("/", "step");
+  ck.epoch = f.attr_int("/", "epoch");
+  ck.world_size = f.attr_int("/", "world_size");
+  ck.seed = f.attr_int("/", "seed");
+  ck.config = f.attr_string("/", "config");
+  ck.git_revision = f.attr_string("/", "git_revision");
+  ck.init_from = f.attr_string("/", "init_from");
+  if (!f.exists("/model")) throw DataError(concat(path, ": /model is missing"));
+  ck.model = read_map(f, "/model");
+  ck.optimizer = read_map(f, "/optimizer");
+  ck.averaging = read_map(f, "/averaging");
+  for (const auto& name : f.list("/plugins")) ck.plugins[name] = read_map(f, "/plugins/" + name);
+  if (f.exists("/rng/torch_cpu")) ck.rng = f.read("/rng/torch_cpu");
+  return ck;
+}
+
+TensorMap module_state(const torch::nn::Module& module) {
+  TensorMap m;
+  for (const auto& kv : module.named_parameters()) m[kv.key()] = kv.value();
+  for (const auto& kv : module.named_buffers()) m[kv.key()] = kv.value();
+  return m;
+}
+
+void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source) {
+  TensorMap own = module_state(module);
+  std::vector<std::string> problems;
+  for (const auto& [name, t] : own) {
+    auto it = state.find(name);
+    if (it == state.end()) problems.push_back(concat("missing '", name, "'"));
+    else if (it->second.sizes() != t.sizes())
+      problems.push_back(concat("'", name, "' has shape ", it->second.sizes(), ", the model expects ", t.sizes()));
+  }
+  for (const auto& [name, t] : state)
+    if (!own.count(name)) problems.push_back(concat("unexpected '", name, "'"));
+  if (!problems.empty()) {
+    std::string msg;
+    for (size_t i = 0; i < problems.size() && i < 5; ++i) msg += "\n  " + problems[i];
+    if (problems.size() > 5) msg += concat("\n  ... and ", problems.size() - 5, " more");
+    throw DataError(concat(source, ": model state does not match the configured model:", msg));
+  }
+  at::NoGradGuard no_grad;
+  for (auto& [name, t] : own) t.copy_(state.at(name));
+}
+
+}  // namespace oodt

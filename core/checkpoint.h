@@ -1,0 +1,48 @@
+#pragma once
+// Checkpoints: one HDF5 file, readable with h5py.
+//   /            attrs: format, format_version, step, epoch, world_size, seed, git_revision,
+//                       config (the resolved YAML), init_from, created
+//   /model/<name>         every parameter and buffer, named by module path
+//   /optimizer/<key>      optimizer state (see Optimizer::state_dict)
+//   /averaging/<key>      averaging-strategy state, if any
+//   /plugins/<plugin>/<key>  each plugin's own state
+//   /rng/torch_cpu        [world_size, n] uint8: every rank's CPU generator state
+// Written atomically: to `<path>.tmp`, flushed and fsync'ed, then renamed over `path`.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/state.h"
+
+namespace oodt {
+
+struct Checkpoint {
+  int64_t step = 0;
+  int64_t epoch = 0;
+  int64_t world_size = 1;
+  int64_t seed = 0;
+  std::string config;        // resolved YAML
+  std::string git_revision;
+  std::string init_from;     // the checkpoint this run's weights started from, if any
+  TensorMap model;
+  TensorMap optimizer;
+  TensorMap averaging;
+  std::map<std::string, TensorMap> plugins;
+  at::Tensor rng;            // [world_size, n] uint8
+};
+
+void write_checkpoint(const std::string& path, const Checkpoint& ck);
+// Reads and validates a checkpoint; DataError naming the file and the problem otherwise.
+Checkpoint read_checkpoint(const std::string& path);
+
+// The checkpoint file name for a step: ckpt_000001234.h5.
+std::string checkpoint_name(int64_t step);
+// Checkpoints in `dir`, newest (highest step) first.
+std::vector<std::string> list_checkpoints(const std::string& dir);
+
+// Copies `state` into `module`'s parameters and buffers; every name must be present with the
+// same shape (DataError listing the first mismatches otherwise).
+void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source);
+TensorMap module_state(const torch::nn::Module& module);
+
+}  // namespace oodt

@@ -1,0 +1,162 @@
+#include "core/comm.h"
+
+#include <mpi.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace oodt {
+
+double Communicator::all_reduce_scalar(double v, ReduceOp op) {
+  at::Tensor t = at::full({1}, v, at::kDouble);
+  all_reduce(t, op);
+  return t.item<double>();
+}
+
+void Communicator::record(const char* what, const at::Tensor& t) {
+  ++sequence_;
+  last_ = concat("#", sequence_, " ", what, " ", t.sizes(), " ", t.dtype());
+}
+
+namespace {
+
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  int local_rank() const override { return 0; }
+  int local_size() const override { return 1; }
+  std::string backend() const override { return "local"; }
+  void all_reduce(at::Tensor& t, ReduceOp) override { record("all_reduce", t); }
+  void broadcast(at::Tensor& t, int) override { record("broadcast", t); }
+  at::Tensor all_gather(const at::Tensor& t) override {
+    record("all_gather", t);
+    return t.unsqueeze(0).clone();
+  }
+  void barrier() override {}
+  [[noreturn]] void abort(int code) override { std::_Exit(code); }
+};
+
+MPI_Datatype mpi_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kLong: return MPI_INT64_T;
+    case at::kInt: return MPI_INT32_T;
+    case at::kByte: return MPI_UINT8_T;
+    case at::kChar: return MPI_INT8_T;
+    case at::kBool: return MPI_C_BOOL;
+    default: OODT_CHECK(false, "MPI communicator: unsupported dtype ", t.dtype());
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Sum: return MPI_SUM;
+    case ReduceOp::Max: return MPI_MAX;
+    case ReduceOp::Min: return MPI_MIN;
+  }
+  return MPI_SUM;
+}
+
+void mpi_check(int rc, const char* call) {
+  if (rc != MPI_SUCCESS) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    OODT_CHECK(false, call, " failed: ", std::string(msg, len));
+  }
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_);
+    // Errors come back as codes, so they become exceptions with a message.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm local;
+    mpi_check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
+              "MPI_Comm_split_type");
+    MPI_Comm_rank(local, &local_rank_);
+    MPI_Comm_size(local, &local_size_);
+    MPI_Comm_free(&local);
+  }
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+  int local_rank() const override { return local_rank_; }
+  int local_size() const override { return local_size_; }
+  std::string backend() const override { return "mpi"; }
+
+  void all_reduce(at::Tensor& t, ReduceOp op) override {
+    check_tensor(t);
+    record("all_reduce", t);
+    mpi_check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t),
+                            mpi_op(op), MPI_COMM_WORLD),
+              "MPI_Allreduce");
+  }
+  void broadcast(at::Tensor& t, int root) override {
+    check_tensor(t);
+    record("broadcast", t);
+    mpi_check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, MPI_COMM_WORLD),
+              "MPI_Bcast");
+  }
+  at::Tensor all_gather(const at::Tensor& t) override {
+    at::Tensor src = t.contiguous();
+    check_tensor(src);
+    record("all_gather", src);
+    std::vector<int64_t> shape{world_};
+    for (auto s : src.sizes()) shape.push_back(s);
+    at::Tensor out = at::empty(shape, src.options());
+    mpi_check(MPI_Allgather(src.data_ptr(), static_cast<int>(src.numel()), mpi_type(src), out.data_ptr(),
+                            static_cast<int>(src.numel()), mpi_type(src), MPI_COMM_WORLD),
+              "MPI_Allgather");
+    return out;
+  }
+  void barrier() override { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  [[noreturn]] void abort(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+ private:
+  static void check_tensor(const at::Tensor& t) {
+    OODT_CHECK(t.device().is_cpu(), "the MPI communicator takes CPU tensors, got one on ", t.device());
+    OODT_CHECK(t.is_contiguous(), "collectives need contiguous tensors");
+    OODT_CHECK(t.numel() <= INT32_MAX, "tensor too large for one MPI call: ", t.numel());
+  }
+  int rank_ = 0, world_ = 1, local_rank_ = 0, local_size_ = 1;
+};
+
+// Finalises MPI at process exit if we initialised it.
+struct MpiLifetime {
+  bool owned = false;
+  ~MpiLifetime() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owned && !finalized) MPI_Finalize();
+  }
+};
+MpiLifetime g_mpi;
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_local_communicator() { return std::make_unique<LocalCommunicator>(); }
+
+std::unique_ptr<Communicator> make_communicator() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    mpi_check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    g_mpi.owned = true;
+  }
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (world == 1) return make_local_communicator();
+  return std::make_unique<MpiCommunicator>();
+}
+
+}  // namespace oodt

@@ -1,0 +1,66 @@
+#pragma once
+// The communicator: the only way the trainer, averaging strategies and algorithms talk to
+// other ranks. Backends: MPI (CPU tensors) and a single-process one; NCCL (CUDA tensors) is
+// added later behind the same interface.
+//
+// Every collective must be entered by every rank in the same order with tensors of the same
+// shape and dtype. Collectives are recorded in a per-rank ledger (sequence number, what and
+// shape) so a failure can say where each rank was.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/torch_fwd.h"
+
+namespace oodt {
+
+enum class ReduceOp { Sum, Max, Min };
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // Rank and count among the processes on this node (from a shared-memory split, not from
+  // environment variables).
+  virtual int local_rank() const = 0;
+  virtual int local_size() const = 0;
+  virtual std::string backend() const = 0;
+
+  // In-place reduction of a contiguous tensor; every rank ends with the result.
+  virtual void all_reduce(at::Tensor& t, ReduceOp op = ReduceOp::Sum) = 0;
+  // In-place broadcast of a contiguous tensor from `root`.
+  virtual void broadcast(at::Tensor& t, int root = 0) = 0;
+  // Gathers equal-shaped tensors: the result has a new leading dimension [world_size].
+  virtual at::Tensor all_gather(const at::Tensor& t) = 0;
+  virtual void barrier() = 0;
+  // Ends the whole job (every rank) with `code`. Used when one rank fails mid-run.
+  [[noreturn]] virtual void abort(int code) = 0;
+
+  // Convenience reductions of scalars (one collective each).
+  double all_reduce_scalar(double v, ReduceOp op = ReduceOp::Sum);
+  // True on every rank when `flag` is true on any rank.
+  bool any(bool flag) { return all_reduce_scalar(flag ? 1.0 : 0.0, ReduceOp::Max) > 0.5; }
+
+  // Number of collectives entered so far on this rank, and a description of the last one.
+  uint64_t sequence() const { return sequence_; }
+  const std::string& last_collective() const { return last_; }
+
+ protected:
+  void record(const char* what, const at::Tensor& t);
+
+ private:
+  uint64_t sequence_ = 0;
+  std::string last_;
+};
+
+// A single process: collectives are identities.
+std::unique_ptr<Communicator> make_local_communicator();
+
+// MPI over MPI_COMM_WORLD; initialises MPI if needed and finalises it on destruction.
+// Returns a local communicator when the world has one rank.
+std::unique_ptr<Communicator> make_communicator();
+
+}  // namespace oodt

@@ -1,0 +1,44 @@
+#pragma once
+// What the trainer needs from a dataset. Implemented in data/ (HDF5 domain datasets); the
+// trainer sees only this interface.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/state.h"
+
+namespace oodt {
+
+struct DomainInfo {
+  std::string name;
+  bool held_out = false;  // a test domain: never trained on
+};
+
+// One evaluation split: a domain's `in` (training) or `out` (validation) part.
+struct EvalSplit {
+  int64_t domain = 0;
+  std::string part;  // "in" | "out"
+};
+
+class DataSource {
+ public:
+  virtual ~DataSource() = default;
+  virtual int64_t num_classes() const = 0;
+  virtual std::vector<int64_t> input_shape() const = 0;  // [C, H, W]
+  virtual const std::vector<DomainInfo>& domains() const = 0;
+
+  // This rank's training batch for global step `step`. A pure function of (seed, step, rank,
+  // world size): resuming at any step replays exactly the same samples.
+  virtual Batch train_batch(int64_t step) = 0;
+  // The epoch that step `step` belongs to.
+  virtual int64_t epoch_of(int64_t step) const = 0;
+
+  virtual std::vector<EvalSplit> eval_splits() const = 0;
+  // Calls `fn` on this rank's share of a split, in batches of at most `batch_size`. Shares of
+  // all ranks together cover the split exactly once.
+  virtual void for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
+                                   const std::function<void(const Batch&)>& fn) = 0;
+};
+
+}  // namespace oodt

@@ -1,0 +1,95 @@
+#include "core/evaluate.h"
+
+#include <cmath>
+
+#include "core/comm.h"
+#include "core/models/model.h"
+
+namespace oodt {
+
+void MetricSums::add(const at::Tensor& logits_in, const at::Tensor& labels_in) {
+  const at::Tensor logits = logits_in.to(at::kCPU, at::kFloat);
+  const at::Tensor labels = labels_in.to(at::kCPU);
+  const at::Tensor logp = at::log_softmax(logits, 1);
+  loss += -logp.gather(1, labels.unsqueeze(1)).sum().item<double>();
+  const auto [conf_t, pred_t] = logp.exp().max(1);
+  const at::Tensor ok = pred_t.eq(labels).to(at::kDouble).contiguous();
+  const at::Tensor conf = conf_t.to(at::kDouble).contiguous();
+  const double* c = conf.data_ptr<double>();
+  const double* k = ok.data_ptr<double>();
+  for (int64_t i = 0; i < conf.numel(); ++i) {
+    // Bin b holds confidences in (b/B, (b+1)/B]; a confidence of exactly 0 goes to bin 0.
+    int b = static_cast<int>(std::ceil(c[i] * kEceBins)) - 1;
+    b = std::min(std::max(b, 0), kEceBins - 1);
+    bin_count[b] += 1;
+    bin_conf[b] += c[i];
+    bin_correct[b] += k[i];
+    correct += k[i];
+  }
+  count += static_cast<double>(conf.numel());
+}
+
+void MetricSums::to(double* out) const {
+  out[0] = count, out[1] = correct, out[2] = loss;
+  for (int b = 0; b < kEceBins; ++b) {
+    out[3 + b] = bin_count[b];
+    out[3 + kEceBins + b] = bin_conf[b];
+    out[3 + 2 * kEceBins + b] = bin_correct[b];
+  }
+}
+
+void MetricSums::from(const double* in) {
+  count = in[0], correct = in[1], loss = in[2];
+  for (int b = 0; b < kEceBins; ++b) {
+    bin_count[b] = in[3 + b];
+    bin_conf[b] = in[3 + kEceBins + b];
+    bin_correct[b] = in[3 + 2 * kEceBins + b];
+  }
+}
+
+SplitMetrics MetricSums::finish() const {
+  SplitMetrics m;
+  m.count = static_cast<int64_t>(count);
+  if (count <= 0) return m;
+  m.accuracy = correct / count;
+  m.loss = loss / count;
+  for (int b = 0; b < kEceBins; ++b)
+    if (bin_count[b] > 0) m.ece += std::fabs(bin_correct[b] - bin_conf[b]) / count;
+  return m;
+}
+
+double expected_calibration_error(const at::Tensor& logits, const at::Tensor& labels) {
+  MetricSums s;
+  s.add(logits, labels);
+  return s.finish().ece;
+}
+
+std::vector<SplitMetrics> evaluate(Model& model, DataSource& data, Communicator& comm, int64_t batch_size,
+                                   const at::Device& device) {
+  at::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const std::vector<EvalSplit> splits = data.eval_splits();
+  at::Tensor packed = at::zeros({static_cast<int64_t>(splits.size()), MetricSums::kSize}, at::kDouble);
+  for (size_t i = 0; i < splits.size(); ++i) {
+    MetricSums sums;
+    data.for_each_eval_batch(splits[i], batch_size, [&](const Batch& b) {
+      sums.add(model.forward(b.inputs.to(device)), b.labels);
+    });
+    sums.to(packed[static_cast<int64_t>(i)].data_ptr<double>());
+  }
+  comm.all_reduce(packed, ReduceOp::Sum);  // one collective for every split
+  std::vector<SplitMetrics> out;
+  for (size_t i = 0; i < splits.size(); ++i) {
+    MetricSums sums;
+    sums.from(packed[static_cast<int64_t>(i)].data_ptr<double>());
+    SplitMetrics m = sums.finish();
+    m.domain = splits[i].domain;
+    m.part = splits[i].part;
+    out.push_back(m);
+  }
+  model.train(was_training);
+  return out;
+}
+
+}  // namespace oodt

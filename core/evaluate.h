@@ -1,0 +1,42 @@
+#pragma once
+// Evaluation: accuracy, mean loss and expected calibration error per split, each rank
+// evaluating its share and one all-reduce combining them.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/data_source.h"
+
+namespace oodt {
+
+class Communicator;
+class Model;
+
+struct SplitMetrics {
+  int64_t domain = 0;
+  std::string part;  // in | out
+  int64_t count = 0;
+  double accuracy = 0, loss = 0, ece = 0;
+};
+
+constexpr int kEceBins = 15;
+
+// Accumulates one split's sums; `merge` is what the all-reduce does.
+struct MetricSums {
+  double count = 0, correct = 0, loss = 0;
+  double bin_count[kEceBins] = {}, bin_conf[kEceBins] = {}, bin_correct[kEceBins] = {};
+  void add(const at::Tensor& logits, const at::Tensor& labels);
+  static constexpr int kSize = 3 + 3 * kEceBins;
+  void to(double* out) const;
+  void from(const double* in);
+  SplitMetrics finish() const;
+};
+
+// Expected calibration error with `kEceBins` equal-width confidence bins:
+// sum_b (n_b / n) |accuracy_b - confidence_b|.
+double expected_calibration_error(const at::Tensor& logits, const at::Tensor& labels);
+
+std::vector<SplitMetrics> evaluate(Model& model, DataSource& data, Communicator& comm, int64_t batch_size,
+                                   const at::Device& device);
+
+}  // namespace oodt

@@ -1,0 +1,325 @@
+#include "core/h5.h"
+
+#include <cstring>
+#include <functional>
+#include <mutex>
+
+#include "core/error.h"
+
+namespace oodt::h5 {
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    id_ = o.id_;
+    close_ = o.close_;
+    o.id_ = -1;
+  }
+  return *this;
+}
+
+void Handle::reset() {
+  if (id_ >= 0 && close_) close_(id_);
+  id_ = -1;
+}
+
+void quiet() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+hid_t native_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return H5T_NATIVE_FLOAT;
+    case at::kDouble: return H5T_NATIVE_DOUBLE;
+    case at::kLong: return H5T_NATIVE_INT64;
+    case at::kInt: return H5T_NATIVE_INT32;
+    case at::kByte: return H5T_NATIVE_UINT8;
+    case at::kBool: return H5T_NATIVE_UINT8;
+    default: throw DataError(concat("HDF5: unsupported tensor dtype ", t));
+  }
+}
+
+namespace {
+at::ScalarType dtype_of(hid_t type, const std::string& where) {
+  const H5T_class_t cls = H5Tget_class(type);
+  const size_t size = H5Tget_size(type);
+  if (cls == H5T_FLOAT) return size == 4 ? at::kFloat : at::kDouble;
+  if (cls == H5T_INTEGER) {
+    const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+    if (size == 8) return at::kLong;
+    if (size == 4) return at::kInt;
+    if (size == 1 && !is_signed) return at::kByte;
+  }
+  throw DataError(concat(where, ": unsupported HDF5 element type (class ", cls, ", ", size, " bytes)"));
+}
+}  // namespace
+
+void File::fail(const std::string& object, const std::string& what) const {
+  throw DataError(object.empty() ? concat(path_, ": ", what) : concat(path_, ": ", object, ": ", what));
+}
+
+File File::open(const std::string& path, bool writable) {
+  quiet();
+#if H5_VERSION_GE(1, 12, 0)
+  const htri_t is_hdf5 = H5Fis_accessible(path.c_str(), H5P_DEFAULT);
+#else
+  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
+#endif
+  if (is_hdf5 <= 0) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) throw DataError(concat(path, ": file not found (", std::strerror(errno), ")"));
+    std::fclose(f);
+    throw DataError(concat(path, ": not an HDF5 file, or truncated/corrupt"));
+  }
+  hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) throw DataError(concat(path, ": cannot open as HDF5 (corrupt or locked?)"));
+  return File(Handle(id, H5Fclose), path);
+}
+
+File File::create(const std::string& path) {
+  quiet();
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (id < 0) throw DataError(concat(path, ": cannot create HDF5 file"));
+  return File(Handle(id, H5Fclose), path);
+}
+
+void File::flush() {
+  if (H5Fflush(id(), H5F_SCOPE_GLOBAL) < 0) fail("", "flush failed");
+}
+
+bool File::exists(const std::string& object) const {
+  if (object == "/" || object.empty()) return true;
+  // Check each prefix so a missing parent is not an error.
+  size_t pos = 0;
+  while ((pos = object.find('/', pos + 1)) != std::string::npos) {
+    if (H5Lexists(id(), object.substr(0, pos).c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return H5Lexists(id(), object.c_str(), H5P_DEFAULT) > 0;
+}
+
+void File::make_group(const std::string& group) {
+  if (exists(group)) return;
+  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.id(), 1);
+  Handle g(H5Gcreate2(id(), group.c_str(), lcpl.id(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (!g.valid()) fail(group, "cannot create group");
+}
+
+std::vector<std::string> File::list(const std::string& group) const {
+  std::vector<std::string> names;
+  if (!exists(group)) return names;
+  Handle g(H5Gopen2(id(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!g.valid()) fail(group, "not a group");
+  H5G_info_t info;
+  H5Gget_info(g.id(), &info);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t n = H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    std::string name(static_cast<size_t>(n), '\0');
+    H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), n + 1, H5P_DEFAULT);
+    names.push_back(name);
+  }
+  return names;
+}
+
+void File::write(const std::string& name, const at::Tensor& tensor, int64_t chunk_rows, int level) {
+  at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
+  if (t.scalar_type() == at::kBool) t = t.to(at::kByte);
+  const auto slash = name.rfind('/');
+  if (slash != std::string::npos && slash > 0) make_group(name.substr(0, slash));
+  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (chunk_rows > 0 && !dims.empty() && dims[0] > 0) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = std::min<hsize_t>(dims[0], static_cast<hsize_t>(chunk_rows));
+    H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
+    H5Pset_shuffle(dcpl.id());
+    H5Pset_deflate(dcpl.id(), static_cast<unsigned>(level));
+  }
+  const hid_t type = native_type(t.scalar_type());
+  Handle ds(H5Dcreate2(id(), name.c_str(), type, space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) fail(name, "cannot create dataset");
+  if (t.numel() > 0 && H5Dwrite(ds.id(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0)
+    fail(name, "write failed");
+}
+
+std::vector<int64_t> File::shape(const std::string& name) const {
+  if (!exists(name)) fail(name, "dataset not found");
+  Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) fail(name, "not a dataset");
+  Handle space(H5Dget_space(ds.id()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  if (rank > 0) H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  return std::vector<int64_t>(dims.begin(), dims.end());
+}
+
+at::Tensor File::read(const std::string& name) const {
+  const std::vector<int64_t> dims = shape(name);
+  Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  Handle type(H5Dget_type(ds.id()), H5Tclose);
+  const at::ScalarType dtype = dtype_of(type.id(), path_ + ": " + name);
+  at::Tensor out = at::empty(dims, at::TensorOptions().dtype(dtype));
+  if (out.numel() > 0 && H5Dread(ds.id(), native_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()) < 0)
+    fail(name, "read failed (corrupt data?)");
+  return out;
+}
+
+Handle File::open_dataset(const std::string& name, size_t cache_bytes) const {
+  if (!exists(name)) fail(name, "dataset not found");
+  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  H5Pset_chunk_cache(dapl.id(), 12421, cache_bytes, 1.0);
+  Handle ds(H5Dopen2(id(), name.c_str(), dapl.id()), H5Dclose);
+  if (!ds.valid()) fail(name, "cannot open dataset");
+  return ds;
+}
+
+at::Tensor File::read_rows(hid_t dataset, const std::vector<int64_t>& rows, at::ScalarType dtype) const {
+  Handle space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  std::vector<int64_t> out_shape(dims.begin(), dims.end());
+  out_shape[0] = static_cast<int64_t>(rows.size());
+  at::Tensor out = at::empty(out_shape, at::TensorOptions().dtype(dtype));
+  if (rows.empty()) return out;
+  H5Sselect_none(space.id());
+  std::vector<hsize_t> start(dims.size(), 0), count = dims;
+  for (size_t i = 0; i < rows.size();) {
+    size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    OODT_CHECK(rows[i] >= 0 && static_cast<hsize_t>(rows[j - 1]) < dims[0], "row out of range");
+    start[0] = static_cast<hsize_t>(rows[i]);
+    count[0] = j - i;
+    H5Sselect_hyperslab(space.id(), H5S_SELECT_OR, start.data(), nullptr, count.data(), nullptr);
+    i = j;
+  }
+  std::vector<hsize_t> mdims(out_shape.begin(), out_shape.end());
+  Handle mem(H5Screate_simple(rank, mdims.data(), nullptr), H5Sclose);
+  if (H5Dread(dataset, native_type(dtype), mem.id(), space.id(), H5P_DEFAULT, out.data_ptr()) < 0)
+    fail("", "reading rows failed (corrupt data?)");
+  return out;
+}
+
+namespace {
+Handle open_object(hid_t file, const std::string& object) {
+  return Handle(H5Oopen(file, object.empty() ? "/" : object.c_str(), H5P_DEFAULT), H5Oclose);
+}
+}  // namespace
+
+void File::set_attr(const std::string& object, const std::string& key, const std::string& value) {
+  Handle obj = open_object(id(), object);
+  if (!obj.valid()) fail(object, "no such object for attribute " + key);
+  if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.id(), H5T_VARIABLE);
+  H5Tset_cset(type.id(), H5T_CSET_UTF8);
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle a(H5Acreate2(obj.id(), key.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  const char* p = value.c_str();
+  if (!a.valid() || H5Awrite(a.id(), type.id(), &p) < 0) fail(object, "cannot write attribute " + key);
+}
+
+void File::set_attr(const std::string& object, const std::string& key, const std::vector<std::string>& value) {
+  Handle obj = open_object(id(), object);
+  if (!obj.valid()) fail(object, "no such object for attribute " + key);
+  if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.id(), H5T_VARIABLE);
+  H5Tset_cset(type.id(), H5T_CSET_UTF8);
+  hsize_t n = value.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  std::vector<const char*> ptrs;
+  for (const auto& s : value) ptrs.push_back(s.c_str());
+  Handle a(H5Acreate2(obj.id(), key.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a.valid() || H5Awrite(a.id(), type.id(), ptrs.data()) < 0) fail(object, "cannot write attribute " + key);
+}
+
+namespace {
+template <typename T>
+void write_scalar_attr(hid_t file, const std::string& object, const std::string& key, T value, hid_t type,
+                       const std::function<void(const std::string&)>& fail) {
+  Handle obj = open_object(file, object);
+  if (!obj.valid()) fail("no such object for attribute " + key);
+  if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle a(H5Acreate2(obj.id(), key.c_str(), type, space.id(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a.valid() || H5Awrite(a.id(), type, &value) < 0) fail("cannot write attribute " + key);
+}
+}  // namespace
+
+void File::set_attr(const std::string& object, const std::string& key, int64_t value) {
+  write_scalar_attr(id(), object, key, value, H5T_NATIVE_INT64, [&](const std::string& m) { fail(object, m); });
+}
+
+void File::set_attr(const std::string& object, const std::string& key, double value) {
+  write_scalar_attr(id(), object, key, value, H5T_NATIVE_DOUBLE, [&](const std::string& m) { fail(object, m); });
+}
+
+bool File::has_attr(const std::string& object, const std::string& key) const {
+  Handle obj = open_object(id(), object);
+  return obj.valid() && H5Aexists(obj.id(), key.c_str()) > 0;
+}
+
+namespace {
+Handle open_attr(hid_t file, const std::string& object, const std::string& key) {
+  Handle obj = open_object(file, object);
+  if (!obj.valid()) return {};
+  return Handle(H5Aopen(obj.id(), key.c_str(), H5P_DEFAULT), H5Aclose);
+}
+}  // namespace
+
+std::vector<std::string> File::attr_strings(const std::string& object, const std::string& key) const {
+  Handle a = open_attr(id(), object, key);
+  if (!a.valid()) fail(object, "missing attribute '" + key + "'");
+  Handle type(H5Aget_type(a.id()), H5Tclose);
+  Handle space(H5Aget_space(a.id()), H5Sclose);
+  if (H5Tget_class(type.id()) != H5T_STRING) fail(object, "attribute '" + key + "' is not a string");
+  const hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  std::vector<std::string> out;
+  if (H5Tis_variable_str(type.id()) > 0) {
+    Handle mtype(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mtype.id(), H5T_VARIABLE);
+    H5Tset_cset(mtype.id(), H5Tget_cset(type.id()));  // HDF5 will not convert between charsets
+    std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+    if (H5Aread(a.id(), mtype.id(), ptrs.data()) < 0) fail(object, "cannot read attribute " + key);
+    for (char* p : ptrs) out.emplace_back(p ? p : "");
+    H5Dvlen_reclaim(mtype.id(), space.id(), H5P_DEFAULT, ptrs.data());
+  } else {
+    const size_t size = H5Tget_size(type.id());
+    std::vector<char> buf(size * static_cast<size_t>(n));
+    if (H5Aread(a.id(), type.id(), buf.data()) < 0) fail(object, "cannot read attribute " + key);
+    for (hssize_t i = 0; i < n; ++i) {
+      std::string s(buf.data() + i * size, size);
+      s.erase(s.find_last_not_of('\0') + 1);
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+std::string File::attr_string(const std::string& object, const std::string& key) const {
+  auto v = attr_strings(object, key);
+  if (v.size() != 1) fail(object, "attribute '" + key + "' is not a single string");
+  return v[0];
+}
+
+int64_t File::attr_int(const std::string& object, const std::string& key) const {
+  Handle a = open_attr(id(), object, key);
+  if (!a.valid()) fail(object, "missing attribute '" + key + "'");
+  int64_t v = 0;
+  if (H5Aread(a.id(), H5T_NATIVE_INT64, &v) < 0) fail(object, "attribute '" + key + "' is not an integer");
+  return v;
+}
+
+double File::attr_double(const std::string& object, const std::string& key) const {
+  Handle a = open_attr(id(), object, key);
+  if (!a.valid()) fail(object, "missing attribute '" + key + "'");
+  double v = 0;
+  if (H5Aread(a.id(), H5T_NATIVE_DOUBLE, &v) < 0) fail(object, "attribute '" + key + "' is not a number");
+  return v;
+}
+
+}  // namespace oodt::h5

@@ -1,0 +1,85 @@
+#pragma once
+// Thin RAII layer over the HDF5 C API. Every failure becomes a DataError naming the file and
+// the object; HDF5's own error-stack printing is switched off.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/torch_fwd.h"
+
+namespace oodt::h5 {
+
+// Owns one hid_t and closes it with the right H5*close.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+  void reset();
+  hid_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+class File {
+ public:
+  // Opens an existing file read-only (or read-write); DataError if missing or not HDF5.
+  static File open(const std::string& path, bool writable = false);
+  // Creates (truncates) a file.
+  static File create(const std::string& path);
+  const std::string& path() const { return path_; }
+  hid_t id() const { return h_.id(); }
+  void flush();
+  void close() { h_.reset(); }
+
+  bool exists(const std::string& object) const;
+  // Creates the group and any missing parents.
+  void make_group(const std::string& group);
+  // Names of the members of a group.
+  std::vector<std::string> list(const std::string& group) const;
+
+  // Tensors (float32/64, int64/32, uint8, bool stored as uint8). `chunk_rows` > 0 stores the
+  // dataset chunked along dim 0 and deflate-compressed at `level`.
+  void write(const std::string& name, const at::Tensor& t, int64_t chunk_rows = 0, int level = 4);
+  at::Tensor read(const std::string& name) const;
+  std::vector<int64_t> shape(const std::string& name) const;
+
+  // Attributes on an object ("/" for the file).
+  void set_attr(const std::string& object, const std::string& key, const std::string& value);
+  void set_attr(const std::string& object, const std::string& key, int64_t value);
+  void set_attr(const std::string& object, const std::string& key, double value);
+  void set_attr(const std::string& object, const std::string& key, const std::vector<std::string>& value);
+  bool has_attr(const std::string& object, const std::string& key) const;
+  std::string attr_string(const std::string& object, const std::string& key) const;
+  int64_t attr_int(const std::string& object, const std::string& key) const;
+  double attr_double(const std::string& object, const std::string& key) const;
+  std::vector<std::string> attr_strings(const std::string& object, const std::string& key) const;
+
+  // Reads rows `rows` (sorted, unique) of a dataset into a tensor [rows.size(), ...], merging
+  // consecutive rows into one hyperslab. `dapl_cache_bytes` sizes the chunk cache of a
+  // dataset opened once with open_dataset().
+  at::Tensor read_rows(hid_t dataset, const std::vector<int64_t>& rows, at::ScalarType dtype) const;
+  Handle open_dataset(const std::string& name, size_t cache_bytes) const;
+
+ private:
+  File(Handle h, std::string path) : h_(std::move(h)), path_(std::move(path)) {}
+  [[noreturn]] void fail(const std::string& object, const std::string& what) const;
+  Handle h_;
+  std::string path_;
+};
+
+// Turns HDF5's automatic error printing off (once per process).
+void quiet();
+// Native HDF5 type for a tensor dtype.
+hid_t native_type(at::ScalarType t);
+
+}  // namespace oodt::h5

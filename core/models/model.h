@@ -1,0 +1,53 @@
+#pragma once
+// The model zoo. Every model is a trunk (features) followed by a head (dropout + linear
+// classifier), registered as the submodules `trunk` and `head`: multi-sample dropout repeats
+// the head, WiSE-FT and soups address parameters by these names. Parameter and buffer names
+// (module paths such as `trunk.block1.conv.weight`) are the checkpoint's dataset names and
+// are kept stable; docs/models.md lists them.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/torch_fwd.h"
+
+namespace oodt {
+
+// A Sequential with a concrete forward(Tensor), so stacks can nest inside each other.
+class StackImpl : public torch::nn::SequentialImpl {
+ public:
+  using SequentialImpl::SequentialImpl;
+  at::Tensor forward(at::Tensor x) { return SequentialImpl::forward(x); }
+};
+TORCH_MODULE(Stack);
+
+class Model : public torch::nn::Module {
+ public:
+  Model(std::string kind, Stack trunk, Stack head);
+  at::Tensor forward(const at::Tensor& x) { return head->forward(trunk->forward(x)); }
+  at::Tensor features(const at::Tensor& x) { return trunk->forward(x); }
+  at::Tensor classify(const at::Tensor& h) { return head->forward(h); }
+  const std::string& kind() const { return kind_; }
+
+  // Parameters and buffers in registration order with their full names.
+  std::vector<std::pair<std::string, at::Tensor>> named_state() const;
+
+  Stack trunk{nullptr};
+  Stack head{nullptr};  // children: `dropout`, `fc`
+
+ private:
+  std::string kind_;
+};
+
+struct ModelShape {
+  std::vector<int64_t> input;  // [C, H, W]
+  int64_t num_classes = 0;
+};
+
+// Builds the model named by `model.name` from its options (reading and validating every key).
+std::shared_ptr<Model> build_model(ConfigReader& cfg, const ModelShape& shape);
+
+// Names of the models in the zoo.
+std::vector<std::string> model_names();
+
+}  // namespace oodt

@@ -1,0 +1,148 @@
+// All models in one translation unit: the LibTorch module headers are expensive to compile.
+#include "core/models/model.h"
+
+#include "core/error.h"
+
+namespace oodt {
+namespace nn = torch::nn;
+
+Model::Model(std::string kind, Stack trunk_, Stack head_) : kind_(std::move(kind)) {
+  trunk = register_module("trunk", trunk_);
+  head = register_module("head", head_);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Model::named_state() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& kv : named_parameters()) out.emplace_back(kv.key(), kv.value());
+  for (const auto& kv : named_buffers()) out.emplace_back(kv.key(), kv.value());
+  return out;
+}
+
+namespace {
+
+Stack make_head(int64_t features, int64_t classes, double dropout) {
+  Stack head;
+  head->push_back("dropout", nn::Dropout(nn::DropoutOptions(dropout)));
+  head->push_back("fc", nn::Linear(features, classes));
+  return head;
+}
+
+int64_t product(const std::vector<int64_t>& v) {
+  int64_t p = 1;
+  for (auto x : v) p *= x;
+  return p;
+}
+
+// mlp: flatten, then [linear, (batchnorm), relu, (dropout)] per hidden layer.
+std::shared_ptr<Model> build_mlp(ConfigReader& cfg, const ModelShape& shape) {
+  const auto hidden = cfg.get<std::vector<int64_t>>("hidden", {256, 256});
+  const bool bn = cfg.get<bool>("batch_norm", false);
+  const double dropout = cfg.get<double>("dropout", 0.0);
+  cfg.check(!hidden.empty(), "hidden", "needs at least one hidden layer");
+  for (auto h : hidden) cfg.check(h > 0, "hidden", "layer sizes must be positive");
+  cfg.check(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
+  Stack trunk;
+  trunk->push_back("flatten", nn::Flatten());
+  int64_t in = product(shape.input);
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    const std::string s = std::to_string(i);
+    trunk->push_back("fc" + s, nn::Linear(in, hidden[i]));
+    if (bn) trunk->push_back("bn" + s, nn::BatchNorm1d(hidden[i]));
+    trunk->push_back("relu" + s, nn::ReLU());
+    if (dropout > 0 && i + 1 < hidden.size()) trunk->push_back("drop" + s, nn::Dropout(nn::DropoutOptions(dropout)));
+    in = hidden[i];
+  }
+  return std::make_shared<Model>("mlp", trunk, make_head(in, shape.num_classes, dropout));
+}
+
+Stack conv_bn_relu(int64_t in, int64_t out, int64_t stride) {
+  Stack s;
+  s->push_back("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+  s->push_back("bn", nn::BatchNorm2d(out));
+  s->push_back("relu", nn::ReLU());
+  return s;
+}
+
+// cnn: blocks of conv3x3-BN-ReLU-maxpool2, then global average pooling.
+std::shared_ptr<Model> build_cnn(ConfigReader& cfg, const ModelShape& shape) {
+  const auto channels = cfg.get<std::vector<int64_t>>("channels", {32, 64, 128});
+  const double dropout = cfg.get<double>("dropout", 0.1);
+  cfg.check(!channels.empty(), "channels", "needs at least one block");
+  for (auto c : channels) cfg.check(c > 0, "channels", "channel counts must be positive");
+  cfg.check(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
+  Stack trunk;
+  int64_t in = shape.input.at(0);
+  for (size_t i = 0; i < channels.size(); ++i) {
+    Stack block = conv_bn_relu(in, channels[i], 1);
+    block->push_back("pool", nn::MaxPool2d(nn::MaxPool2dOptions(2)));
+    trunk->push_back("block" + std::to_string(i), block);
+    in = channels[i];
+  }
+  trunk->push_back("pool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions(1)));
+  trunk->push_back("flatten", nn::Flatten());
+  return std::make_shared<Model>("cnn", trunk, make_head(in, shape.num_classes, dropout));
+}
+
+// ResNet basic block: conv-BN-ReLU-conv-BN plus a (projected) shortcut, then ReLU.
+class BasicBlockImpl : public nn::Module {
+ public:
+  BasicBlockImpl(int64_t in, int64_t out, int64_t stride) {
+    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+    bn1 = register_module("bn1", nn::BatchNorm2d(out));
+    conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+    bn2 = register_module("bn2", nn::BatchNorm2d(out));
+    if (stride != 1 || in != out) {
+      shortcut = register_module("shortcut", Stack());
+      shortcut->push_back("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+      shortcut->push_back("bn", nn::BatchNorm2d(out));
+    }
+  }
+  at::Tensor forward(const at::Tensor& x) {
+    at::Tensor y = at::relu(bn1->forward(conv1->forward(x)));
+    y = bn2->forward(conv2->forward(y));
+    return at::relu(y + (shortcut ? shortcut->forward(x) : x));
+  }
+  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  Stack shortcut{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+// resnet18, CIFAR-style: 3x3 stem without max-pool, four stages of two basic blocks.
+std::shared_ptr<Model> build_resnet18(ConfigReader& cfg, const ModelShape& shape) {
+  const int64_t width = cfg.get<int64_t>("width", 64);
+  const double dropout = cfg.get<double>("dropout", 0.0);
+  cfg.check(width > 0, "width", "must be positive");
+  cfg.check(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
+  Stack trunk;
+  trunk->push_back("stem", conv_bn_relu(shape.input.at(0), width, 1));
+  int64_t in = width;
+  for (int stage = 0; stage < 4; ++stage) {
+    const int64_t out = width << stage;
+    Stack layer;
+    layer->push_back("0", BasicBlock(in, out, stage == 0 ? 1 : 2));
+    layer->push_back("1", BasicBlock(out, out, 1));
+    trunk->push_back("layer" + std::to_string(stage + 1), layer);
+    in = out;
+  }
+  trunk->push_back("pool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions(1)));
+  trunk->push_back("flatten", nn::Flatten());
+  return std::make_shared<Model>("resnet18", trunk, make_head(in, shape.num_classes, dropout));
+}
+
+}  // namespace
+
+std::vector<std::string> model_names() { return {"mlp", "cnn", "resnet18"}; }
+
+std::shared_ptr<Model> build_model(ConfigReader& cfg, const ModelShape& shape) {
+  OODT_CHECK(shape.input.size() == 3, "models take [C, H, W] inputs");
+  const std::string name = cfg.one_of("name", "cnn", model_names());
+  std::shared_ptr<Model> model;
+  if (name == "mlp") model = build_mlp(cfg, shape);
+  else if (name == "cnn") model = build_cnn(cfg, shape);
+  else model = build_resnet18(cfg, shape);
+  cfg.finish();
+  return model;
+}
+
+}  // namespace oodt

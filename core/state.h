@@ -1,0 +1,58 @@
+#pragma once
+// The mutable state of a run that the trainer and every plugin share.
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/torch_fwd.h"
+
+namespace oodt {
+
+class Communicator;
+class Model;
+class Optimizer;
+
+// Named tensors: the unit of checkpointed state (model, optimizer, plugins).
+using TensorMap = std::map<std::string, at::Tensor>;
+
+struct Batch {
+  at::Tensor inputs;   // [N, C, H, W] float
+  at::Tensor labels;   // [N] int64 class ids
+  at::Tensor domains;  // [N] int64 domain ids
+  // Optional [N, num_classes] target distribution. When set, the loss is the cross-entropy
+  // against it instead of against `labels` (label smoothing and mixup write it).
+  at::Tensor soft_targets;
+
+  Batch to(const at::Device& device) const;
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+};
+
+struct State {
+  // Fixed for the run.
+  Model* model = nullptr;
+  Optimizer* optimizer = nullptr;
+  Communicator* comm = nullptr;
+  at::Device device = at::kCPU;
+  int64_t num_classes = 0;
+  int64_t max_steps = 0;  // total optimizer steps of the run
+  uint64_t seed = 0;
+
+  // Progress. `step` counts completed optimizer steps; during a step it is that step's index.
+  int64_t step = 0;
+  int64_t epoch = 0;
+  double lr = 0.0;
+
+  // The current step's data and results.
+  Batch batch;
+  at::Tensor outputs;  // logits [N, num_classes]
+  at::Tensor loss;     // scalar
+
+  // Extra scalars plugins report; written to the metrics log at each evaluation.
+  std::map<std::string, double> metrics;
+};
+
+// Cross-entropy of logits against the batch's soft targets when present, else its labels
+// (mean over the batch).
+at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch);
+
+}  // namespace oodt

@@ -1,0 +1,342 @@
+#include "core/trainer.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "core/checkpoint.h"
+#include "core/comm.h"
+#include "core/error.h"
+#include "core/models/model.h"
+
+namespace oodt {
+namespace fs = std::filesystem;
+
+const char* oodt_version() { return "0.1.0"; }
+
+TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
+  TrainerOptions o;
+  ConfigReader root(tree.root, "", tree.origins);
+  {
+    ConfigReader run = root.child("run");
+    o.run_dir = run.get("dir", o.run_dir);
+    o.seed = run.get("seed", o.seed);
+    run.check(!o.run_dir.empty(), "dir", "must not be empty");
+    run.check(o.seed >= 0, "seed", "must be >= 0");
+    run.finish();
+  }
+  {
+    ConfigReader train = root.child("train");
+    o.steps = train.get("steps", o.steps);
+    o.eval_every = train.get("eval_every", o.eval_every);
+    o.checkpoint_every = train.get("checkpoint_every", o.checkpoint_every);
+    o.keep_checkpoints = train.get("keep_checkpoints", o.keep_checkpoints);
+    o.log_every = train.get("log_every", o.log_every);
+    o.eval_batch_size = train.get("eval_batch_size", o.eval_batch_size);
+    train.allow("device");
+    train.allow("threads");
+    train.check(o.steps > 0, "steps", "must be > 0");
+    train.check(o.eval_every >= 0, "eval_every", "must be >= 0 (0: evaluate only at the end)");
+    train.check(o.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: only at the end)");
+    train.check(o.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
+    train.check(o.log_every > 0, "log_every", "must be > 0");
+    train.check(o.eval_batch_size > 0, "eval_batch_size", "must be > 0");
+    train.finish();
+  }
+  {
+    ConfigReader dist = root.child("dist");
+    o.bucket_mb = dist.get("bucket_mb", o.bucket_mb);
+    dist.check(o.bucket_mb > 0, "bucket_mb", "must be > 0");
+    dist.finish();
+  }
+  ConfigReader optim = root.child("optim");
+  o.optim = OptimOptions::from_config(optim);
+  ConfigReader schedule = root.child("schedule");
+  o.schedule = ScheduleOptions::from_config(schedule);
+  return o;
+}
+
+Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::unique_ptr<DataSource> data,
+                 std::unique_ptr<Engine> engine, Communicator& comm, at::Device device, std::string resolved_config)
+    : options_(std::move(options)),
+      model_(std::move(model)),
+      data_(std::move(data)),
+      engine_(std::move(engine)),
+      comm_(comm),
+      config_(std::move(resolved_config)) {
+  model_->to(device);
+  optimizer_ = std::make_unique<Optimizer>(model_->named_state(), options_.optim);
+  const auto bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
+  averaging_ = engine_->take_averaging(std::make_unique<GradientAllReduce>(bucket_bytes));
+  state_.model = model_.get();
+  state_.optimizer = optimizer_.get();
+  state_.comm = &comm_;
+  state_.device = device;
+  state_.num_classes = data_->num_classes();
+  state_.max_steps = options_.steps;
+  state_.seed = static_cast<uint64_t>(options_.seed);
+}
+
+bool Trainer::is_root() const { return comm_.rank() == 0; }
+
+void Trainer::init_weights(const std::string& checkpoint) {
+  Checkpoint ck = read_checkpoint(checkpoint);
+  load_module_state(*model_, ck.model, checkpoint);
+  init_from_ = fs::absolute(checkpoint).string();
+}
+
+void Trainer::resume(const std::string& checkpoint) {
+  Checkpoint ck = read_checkpoint(checkpoint);
+  load_module_state(*model_, ck.model, checkpoint);
+  optimizer_->load_state_dict(ck.optimizer);
+  averaging_->load(ck.averaging);
+  for (const auto& algo : engine_->algorithms()) {
+    auto it = ck.plugins.find(algo->name());
+    algo->load(it == ck.plugins.end() ? TensorMap{} : it->second);
+  }
+  if (ck.rng.defined() && ck.world_size == comm_.world_size()) {
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(ck.rng[comm_.rank()].clone());
+  }
+  state_.step = ck.step;
+  state_.epoch = ck.epoch;
+  init_from_ = ck.init_from;
+  last_checkpoint_step_ = ck.step;
+  if (ck.world_size != comm_.world_size() && is_root())
+    std::cerr << "oodtrain: warning: " << checkpoint << " was written by " << ck.world_size
+              << " ranks, resuming on " << comm_.world_size() << "; the data order changes from here\n";
+}
+
+FitResult Trainer::fit(int64_t stop_at) {
+  if (is_root()) {
+    fs::create_directories(options_.run_dir);
+    std::ofstream(fs::path(options_.run_dir) / "config.yaml") << config_;
+    std::ofstream(fs::path(options_.run_dir) / "plugins.txt") << engine_->describe_order();
+  }
+  if (!started_) {
+    engine_->run(Phase::FitStart, state_);
+    averaging_->setup(state_);
+    started_ = true;
+  }
+  window_start_ = last_progress_ = std::chrono::steady_clock::now();
+  const int64_t end = (stop_at > 0) ? std::min(stop_at, options_.steps) : options_.steps;
+  FitResult result;
+  while (state_.step < end) {
+    const int64_t epoch_before = state_.epoch;
+    train_step();
+    state_.epoch = data_->epoch_of(state_.step);
+    if (state_.epoch != epoch_before) engine_->run(Phase::EpochEnd, state_);
+    progress(false);
+    const bool last = state_.step == options_.steps;
+    if (last || (options_.eval_every > 0 && state_.step % options_.eval_every == 0)) {
+      result.final_metrics = run_evaluation();
+    }
+    if (last || state_.step == end ||
+        (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0)) {
+      save_checkpoint();
+    }
+  }
+  if (state_.step >= options_.steps) {
+    if (result.final_metrics.empty()) result.final_metrics = run_evaluation();
+    if (last_checkpoint_step_ != state_.step) save_checkpoint();
+    engine_->run(Phase::FitEnd, state_);
+    result.finished = true;
+  }
+  result.step = state_.step;
+  return result;
+}
+
+void Trainer::train_step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  State& s = state_;
+  // Every random draw of a step derives from (seed, rank, step): resuming replays it exactly.
+  at::manual_seed(mix_seed(s.seed, 0x5eed, static_cast<uint64_t>(comm_.rank()), static_cast<uint64_t>(s.step)));
+  s.batch = data_->train_batch(s.step).to(s.device);
+  s.lr = learning_rate(options_.schedule, options_.optim.lr, s.step, options_.steps);
+  model_->train();
+  optimizer_->zero_grad();
+
+  engine_->run(Phase::BeforeForward, s);
+  s.outputs = model_->forward(s.batch.inputs);
+  engine_->run(Phase::AfterForward, s);
+
+  engine_->run(Phase::BeforeLoss, s);
+  s.loss = classification_loss(s.outputs, s.batch);
+  engine_->run(Phase::AfterLoss, s);
+
+  engine_->run(Phase::BeforeBackward, s);
+  s.loss.backward();
+  engine_->run(Phase::AfterBackward, s);
+
+  engine_->run(Phase::BeforeAveraging, s);
+  averaging_->average(s);
+  engine_->run(Phase::AfterAveraging, s);
+
+  engine_->run(Phase::BeforeOptimizerStep, s);
+  optimizer_->step(s.lr);
+  engine_->run(Phase::AfterOptimizerStep, s);
+
+  s.step += 1;
+  window_loss_ += s.loss.item<double>();
+  window_steps_ += 1;
+  window_samples_ += s.batch.size();
+  window_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Trainer::progress(bool force) {
+  if (!is_root()) return;
+  // Under mpirun stdout is a pseudo-terminal even when redirected to a file: print lines.
+  const bool tty = ::isatty(STDOUT_FILENO) && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr;
+  const auto now = std::chrono::steady_clock::now();
+  if (tty) {
+    if (!force && std::chrono::duration<double>(now - last_progress_).count() < 0.25) return;
+    last_progress_ = now;
+    std::printf("\rstep %lld/%lld  epoch %lld  loss %.4f  lr %.4g   ", static_cast<long long>(state_.step),
+                static_cast<long long>(options_.steps), static_cast<long long>(state_.epoch),
+                window_steps_ ? window_loss_ / window_steps_ : 0.0, state_.lr);
+    std::fflush(stdout);
+  } else if (force || state_.step % options_.log_every == 0) {
+    std::printf("step %lld/%lld  epoch %lld  loss %.4f  lr %.4g\n", static_cast<long long>(state_.step),
+                static_cast<long long>(options_.steps), static_cast<long long>(state_.epoch),
+                window_steps_ ? window_loss_ / window_steps_ : 0.0, state_.lr);
+    std::fflush(stdout);
+  }
+}
+
+std::vector<SplitMetrics> Trainer::run_evaluation() {
+  averaging_->sync_buffers(state_);
+  std::vector<SplitMetrics> metrics =
+      evaluate(*model_, *data_, comm_, options_.eval_batch_size, state_.device);
+  state_.metrics.clear();
+  engine_->run(Phase::Evaluation, state_);
+  log_metrics(metrics);
+  return metrics;
+}
+
+namespace {
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream os;
+  os << std::setprecision(6) << v;
+  return os.str();
+}
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+}  // namespace
+
+void Trainer::log_metrics(const std::vector<SplitMetrics>& metrics) {
+  // Training loss and throughput summed over ranks (one small collective).
+  at::Tensor w = at::tensor({window_loss_, static_cast<double>(window_steps_), static_cast<double>(window_samples_),
+                             window_seconds_},
+                            at::kDouble);
+  comm_.all_reduce(w, ReduceOp::Sum);
+  const double steps = w[1].item<double>();
+  const double train_loss = steps > 0 ? w[0].item<double>() / steps : NAN;
+  // Samples per second of the whole job: all ranks' samples over the mean rank's busy time.
+  const double seconds = w[3].item<double>() / comm_.world_size();
+  const double throughput = seconds > 0 ? w[2].item<double>() / seconds : 0.0;
+  window_loss_ = 0, window_steps_ = 0, window_samples_ = 0, window_seconds_ = 0;
+  if (!is_root()) return;
+
+  const auto& domains = data_->domains();
+  std::ostringstream js;
+  js << "{\"step\":" << state_.step << ",\"epoch\":" << state_.epoch << ",\"lr\":" << json_number(state_.lr)
+     << ",\"train_loss\":" << json_number(train_loss) << ",\"samples_per_s\":" << json_number(throughput)
+     << ",\"world_size\":" << comm_.world_size() << ",\"domains\":{";
+  for (size_t d = 0; d < domains.size(); ++d) {
+    js << (d ? "," : "") << json_string(domains[d].name) << ":{\"held_out\":" << (domains[d].held_out ? "true" : "false");
+    for (const auto& m : metrics) {
+      if (m.domain != static_cast<int64_t>(d)) continue;
+      js << ",\"" << m.part << "\":{\"acc\":" << json_number(m.accuracy) << ",\"loss\":" << json_number(m.loss)
+         << ",\"ece\":" << json_number(m.ece) << ",\"n\":" << m.count << "}";
+    }
+    js << "}";
+  }
+  js << "}";
+  if (!state_.metrics.empty()) {
+    js << ",\"plugins\":{";
+    bool first = true;
+    for (const auto& [k, v] : state_.metrics) {
+      js << (first ? "" : ",") << json_string(k) << ":" << json_number(v);
+      first = false;
+    }
+    js << "}";
+  }
+  js << "}\n";
+  std::ofstream(fs::path(options_.run_dir) / "metrics.jsonl", std::ios::app) << js.str();
+
+  double held = 0, held_n = 0, val = 0, val_n = 0;
+  for (const auto& m : metrics) {
+    if (domains[m.domain].held_out) held += m.accuracy * m.count, held_n += m.count;
+    else if (m.part == "out") val += m.accuracy * m.count, val_n += m.count;
+  }
+  if (::isatty(STDOUT_FILENO) && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) std::printf("\n");
+  std::printf("eval step %lld  train_loss %.4f  val acc %.4f  held-out acc %.4f  %.0f samples/s\n",
+              static_cast<long long>(state_.step), train_loss, val_n ? val / val_n : NAN,
+              held_n ? held / held_n : NAN, throughput);
+  std::fflush(stdout);
+}
+
+void Trainer::print_table(const std::vector<SplitMetrics>& metrics) const {
+  if (!is_root()) return;
+  const auto& domains = data_->domains();
+  std::printf("\n%-14s %-9s %8s %8s %8s %8s\n", "domain", "role", "in acc", "out acc", "out ece", "out loss");
+  auto find = [&](size_t d, const char* part) -> const SplitMetrics* {
+    for (const auto& m : metrics)
+      if (m.domain == static_cast<int64_t>(d) && m.part == part) return &m;
+    return nullptr;
+  };
+  for (size_t d = 0; d < domains.size(); ++d) {
+    const SplitMetrics* in = find(d, "in");
+    const SplitMetrics* out = find(d, "out");
+    std::printf("%-14s %-9s %8.4f %8.4f %8.4f %8.4f\n", domains[d].name.c_str(),
+                domains[d].held_out ? "held-out" : "train", in ? in->accuracy : NAN, out ? out->accuracy : NAN,
+                out ? out->ece : NAN, out ? out->loss : NAN);
+  }
+  std::fflush(stdout);
+}
+
+void Trainer::save_checkpoint() {
+  averaging_->sync_buffers(state_);
+  engine_->run(Phase::Checkpoint, state_);
+  Checkpoint ck;
+  ck.step = state_.step;
+  ck.epoch = state_.epoch;
+  ck.world_size = comm_.world_size();
+  ck.seed = options_.seed;
+  ck.config = config_;
+  ck.git_revision = git_revision();
+  ck.init_from = init_from_;
+  // Every rank's generator state, gathered to every rank (rank 0 writes).
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  const at::Tensor rng = gen.get_state();
+  ck.rng = comm_.all_gather(rng);
+  last_checkpoint_step_ = state_.step;
+  if (!is_root()) return;
+  ck.model = module_state(*model_);
+  ck.optimizer = optimizer_->state_dict();
+  averaging_->save(ck.averaging);
+  for (const auto& algo : engine_->algorithms()) {
+    TensorMap m;
+    algo->save(m);
+    ck.plugins[algo->name()] = std::move(m);
+  }
+  const std::string path = (fs::path(options_.run_dir) / checkpoint_name(state_.step)).string();
+  write_checkpoint(path, ck);
+  const auto all = list_checkpoints(options_.run_dir);
+  for (size_t i = static_cast<size_t>(options_.keep_checkpoints); i < all.size(); ++i) fs::remove(all[i]);
+}
+
+}  // namespace oodt

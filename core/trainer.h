@@ -1,0 +1,98 @@
+#pragma once
+// The trainer: a loop of phase calls (see core/phase.h). Features live in plugins and in the
+// averaging strategy, never as branches here.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/averaging.h"
+#include "core/config.h"
+#include "core/data_source.h"
+#include "core/engine.h"
+#include "core/evaluate.h"
+#include "core/optim.h"
+#include "core/seed.h"
+
+namespace oodt {
+
+class Communicator;
+class Model;
+
+struct TrainerOptions {
+  std::string run_dir = "runs/default";
+  int64_t seed = 0;
+  int64_t steps = 1000;            // optimizer steps in the whole run
+  int64_t eval_every = 250;        // 0: only at the end
+  int64_t checkpoint_every = 500;  // 0: only at the end
+  int64_t keep_checkpoints = 2;    // newest kept in run_dir
+  int64_t log_every = 50;          // progress lines when stdout is not a terminal
+  int64_t eval_batch_size = 512;
+  double bucket_mb = 25.0;         // gradient all-reduce bucket size
+  OptimOptions optim;
+  ScheduleOptions schedule;
+
+  // Reads run.*, train.* (less device/threads, read by the launcher), dist.*, optim.*, schedule.*.
+  static TrainerOptions from_config(ConfigTree& tree);
+};
+
+struct FitResult {
+  int64_t step = 0;
+  bool finished = false;               // reached `steps` (not stopped early)
+  std::vector<SplitMetrics> final_metrics;
+};
+
+class Trainer {
+ public:
+  Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::unique_ptr<DataSource> data,
+          std::unique_ptr<Engine> engine, Communicator& comm, at::Device device, std::string resolved_config);
+
+  // Restores everything from a checkpoint of this run (weights, optimizer, plugins, RNG, step).
+  void resume(const std::string& checkpoint);
+  // Starts from a checkpoint's weights only (fresh optimizer, step 0).
+  void init_weights(const std::string& checkpoint);
+
+  // Trains until `steps`, or until step `stop_at` (> 0) when given, writing a checkpoint there.
+  FitResult fit(int64_t stop_at = -1);
+
+  State& state() { return state_; }
+  Model& model() { return *model_; }
+  const TrainerOptions& options() const { return options_; }
+  // Prints a per-domain table of `metrics` (rank 0 only).
+  void print_table(const std::vector<SplitMetrics>& metrics) const;
+
+ private:
+  void train_step();
+  std::vector<SplitMetrics> run_evaluation();
+  void save_checkpoint();
+  void log_metrics(const std::vector<SplitMetrics>& metrics);
+  void progress(bool force);
+  bool is_root() const;
+
+  TrainerOptions options_;
+  std::shared_ptr<Model> model_;
+  std::unique_ptr<DataSource> data_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<AveragingStrategy> averaging_;
+  Communicator& comm_;
+  std::string config_;
+  std::string init_from_;
+  State state_;
+
+  // Throughput and loss since the last report.
+  std::chrono::steady_clock::time_point window_start_;
+  double window_seconds_ = 0;
+  int64_t window_samples_ = 0;
+  double window_loss_ = 0;
+  int64_t window_steps_ = 0;
+  std::chrono::steady_clock::time_point last_progress_;
+  int64_t last_checkpoint_step_ = -1;
+  bool started_ = false;
+};
+
+const char* git_revision();
+const char* oodt_version();
+
+}  // namespace oodt

@@ -1,0 +1,213 @@
+#include "data/domain_dataset.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/seed.h"
+#include "data/random.h"
+
+namespace oodt {
+
+DataOptions DataOptions::from_config(ConfigReader& cfg) {
+  DataOptions o;
+  o.path = cfg.get("path", o.path);
+  o.test_domains = cfg.get("test_domains", o.test_domains);
+  o.holdout_fraction = cfg.get("holdout_fraction", o.holdout_fraction);
+  o.split_seed = cfg.get("split_seed", o.split_seed);
+  o.batch_size = cfg.get("batch_size", o.batch_size);
+  o.cache_mb = cfg.get("cache_mb", o.cache_mb);
+  cfg.check(!o.path.empty(), "path", "must name an HDF5 file (make one with `oodtrain data prepare`)");
+  cfg.check(o.holdout_fraction > 0 && o.holdout_fraction < 1, "holdout_fraction", "must be in (0, 1)");
+  cfg.check(o.split_seed >= 0, "split_seed", "must be >= 0");
+  cfg.check(o.batch_size > 0, "batch_size", "must be > 0");
+  cfg.check(o.cache_mb > 0, "cache_mb", "must be > 0");
+  cfg.finish();
+  return o;
+}
+
+std::vector<int64_t> epoch_shard(int64_t n, uint64_t seed, int64_t epoch, int rank, int world) {
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
+  SeededRng rng(mix_seed(seed, 0xe90c, static_cast<uint64_t>(epoch)));
+  rng.shuffle(perm);
+  const int64_t per_rank = (n + world - 1) / world;
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(per_rank));
+  for (int64_t k = 0; k < per_rank; ++k) out.push_back(perm[static_cast<size_t>((k * world + rank) % n)]);
+  return out;
+}
+
+std::vector<int64_t> holdout_positions(int64_t n, double fraction, uint64_t seed) {
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) perm[static_cast<size_t>(i)] = i;
+  SeededRng rng(mix_seed(seed, 0x0d7));
+  rng.shuffle(perm);
+  const auto k = static_cast<size_t>(std::llround(fraction * static_cast<double>(n)));
+  std::vector<int64_t> out(perm.begin(), perm.begin() + static_cast<std::ptrdiff_t>(std::min(k, perm.size())));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank, int world)
+    : options_(options), seed_(seed), rank_(rank), world_(world), file_(h5::File::open(options.path)) {
+  const std::string& p = options.path;
+  for (const char* name : {"/images", "/labels", "/domains"})
+    if (!file_.exists(name)) throw DataError(concat(p, ": dataset ", name, " is missing (not an oodtrain data file?)"));
+  const auto ishape = file_.shape("/images");
+  if (ishape.size() != 4) throw DataError(concat(p, ": /images must be [N, C, H, W], has ", ishape.size(), " dimensions"));
+  const int64_t n = ishape[0];
+  if (file_.shape("/labels") != std::vector<int64_t>{n})
+    throw DataError(concat(p, ": /labels must have shape [", n, "] to match /images"));
+  if (file_.shape("/domains") != std::vector<int64_t>{n})
+    throw DataError(concat(p, ": /domains must have shape [", n, "] to match /images"));
+  input_shape_ = {ishape[1], ishape[2], ishape[3]};
+  const at::Tensor labels = file_.read("/labels").to(at::kLong);
+  const at::Tensor doms = file_.read("/domains").to(at::kLong);
+  labels_.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
+  domain_of_.assign(doms.data_ptr<int64_t>(), doms.data_ptr<int64_t>() + n);
+  const auto names = file_.attr_strings("/", "domain_names");
+  num_classes_ = file_.attr_int("/", "num_classes");
+  if (num_classes_ < 2) throw DataError(concat(p, ": num_classes attribute must be >= 2"));
+  for (int64_t i = 0; i < n; ++i) {
+    if (labels_[i] < 0 || labels_[i] >= num_classes_)
+      throw DataError(concat(p, ": /labels[", i, "] = ", labels_[i], " is outside [0, ", num_classes_, ")"));
+    if (domain_of_[i] < 0 || domain_of_[i] >= static_cast<int64_t>(names.size()))
+      throw DataError(concat(p, ": /domains[", i, "] = ", domain_of_[i], " has no entry in domain_names"));
+  }
+  for (const auto& t : options.test_domains) {
+    if (std::find(names.begin(), names.end(), t) == names.end()) {
+      const std::string hint = nearest(t, names);
+      std::string list;
+      for (const auto& nm : names) list += (list.empty() ? "" : ", ") + nm;
+      throw ConfigError("data.test_domains", concat("'", t, "' is not a domain of ", p, " (", list, ")",
+                                                 hint.empty() ? "" : concat("; did you mean '", hint, "'?")));
+    }
+  }
+  std::vector<std::vector<int64_t>> rows(names.size());
+  for (int64_t i = 0; i < n; ++i) rows[static_cast<size_t>(domain_of_[i])].push_back(i);
+  for (size_t d = 0; d < names.size(); ++d) {
+    const bool held = std::find(options.test_domains.begin(), options.test_domains.end(), names[d]) !=
+                      options.test_domains.end();
+    domains_.push_back(DomainInfo{names[d], held});
+    const auto out_pos = holdout_positions(static_cast<int64_t>(rows[d].size()), options.holdout_fraction,
+                                           mix_seed(static_cast<uint64_t>(options.split_seed), d));
+    std::vector<int64_t> in, out;
+    size_t k = 0;
+    for (size_t j = 0; j < rows[d].size(); ++j) {
+      if (k < out_pos.size() && out_pos[k] == static_cast<int64_t>(j)) out.push_back(rows[d][j]), ++k;
+      else in.push_back(rows[d][j]);
+    }
+    in_rows_.push_back(std::move(in));
+    out_rows_.push_back(std::move(out));
+    if (!held) train_domains_.push_back(static_cast<int64_t>(d));
+  }
+  if (train_domains_.empty()) throw ConfigError("data.test_domains", "every domain is held out; nothing to train on");
+  if (options.batch_size < static_cast<int64_t>(train_domains_.size()))
+    throw ConfigError("data.batch_size", concat("must be at least the number of training domains (",
+                                             train_domains_.size(), ") for balanced batches"));
+  int64_t per_epoch = 0;
+  for (int64_t d : train_domains_) {
+    const auto len = static_cast<int64_t>(in_rows_[static_cast<size_t>(d)].size());
+    if (len == 0) throw DataError(concat(p, ": training domain '", names[d], "' has no samples in its in split"));
+    shard_len_.push_back((len + world - 1) / world);
+    per_epoch += shard_len_.back();
+  }
+  steps_per_epoch_ = std::max<int64_t>(1, (per_epoch + options.batch_size - 1) / options.batch_size);
+  shard_cache_.assign(train_domains_.size(), {-1, {}});
+  images_ = file_.open_dataset("/images", static_cast<size_t>(options.cache_mb) << 20);
+}
+
+int64_t DomainDataset::samples_of(size_t d, int64_t step) const {
+  const auto D = static_cast<int64_t>(train_domains_.size());
+  const int64_t base = options_.batch_size / D, rem = options_.batch_size % D;
+  // The remainder rotates over domains so that, on average, batches stay balanced.
+  return base + (((step + static_cast<int64_t>(d)) % D) < rem ? 1 : 0);
+}
+
+int64_t DomainDataset::position_of(size_t d, int64_t step) const {
+  const auto D = static_cast<int64_t>(train_domains_.size());
+  const int64_t base = options_.batch_size / D, rem = options_.batch_size % D;
+  int64_t pos = step * base + (step / D) * rem;
+  for (int64_t t = (step / D) * D; t < step; ++t) pos += ((t + static_cast<int64_t>(d)) % D) < rem ? 1 : 0;
+  return pos;
+}
+
+const std::vector<int64_t>& DomainDataset::shard(size_t d, int64_t epoch) {
+  auto& [cached_epoch, rows] = shard_cache_[d];
+  if (cached_epoch != epoch) {
+    const int64_t domain = train_domains_[d];
+    const auto& in = in_rows_[static_cast<size_t>(domain)];
+    const auto pos = epoch_shard(static_cast<int64_t>(in.size()), mix_seed(seed_, static_cast<uint64_t>(options_.split_seed), domain),
+                                 epoch, rank_, world_);
+    rows.clear();
+    for (int64_t q : pos) rows.push_back(in[static_cast<size_t>(q)]);
+    cached_epoch = epoch;
+  }
+  return rows;
+}
+
+Batch DomainDataset::train_batch(int64_t step) {
+  std::vector<int64_t> rows;
+  rows.reserve(static_cast<size_t>(options_.batch_size));
+  for (size_t d = 0; d < train_domains_.size(); ++d) {
+    const int64_t start = position_of(d, step), count = samples_of(d, step);
+    for (int64_t k = start; k < start + count; ++k) {
+      const auto& s = shard(d, k / shard_len_[d]);
+      rows.push_back(s[static_cast<size_t>(k % shard_len_[d])]);
+    }
+  }
+  return read(rows);
+}
+
+int64_t DomainDataset::epoch_of(int64_t step) const { return step / steps_per_epoch_; }
+
+std::vector<EvalSplit> DomainDataset::eval_splits() const {
+  std::vector<EvalSplit> out;
+  for (size_t d = 0; d < domains_.size(); ++d) {
+    out.push_back(EvalSplit{static_cast<int64_t>(d), "in"});
+    out.push_back(EvalSplit{static_cast<int64_t>(d), "out"});
+  }
+  return out;
+}
+
+const std::vector<int64_t>& DomainDataset::split_rows(int64_t domain, const std::string& part) const {
+  OODT_CHECK(domain >= 0 && domain < static_cast<int64_t>(domains_.size()), "no domain ", domain);
+  return part == "in" ? in_rows_[static_cast<size_t>(domain)] : out_rows_[static_cast<size_t>(domain)];
+}
+
+void DomainDataset::for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
+                                        const std::function<void(const Batch&)>& fn) {
+  const auto& all = split_rows(split.domain, split.part);
+  std::vector<int64_t> mine;
+  for (size_t i = static_cast<size_t>(rank_); i < all.size(); i += static_cast<size_t>(world_)) mine.push_back(all[i]);
+  for (size_t i = 0; i < mine.size(); i += static_cast<size_t>(batch_size)) {
+    const size_t j = std::min(mine.size(), i + static_cast<size_t>(batch_size));
+    fn(read(std::vector<int64_t>(mine.begin() + static_cast<std::ptrdiff_t>(i), mine.begin() + static_cast<std::ptrdiff_t>(j))));
+  }
+}
+
+Batch DomainDataset::read(const std::vector<int64_t>& rows) {
+  std::vector<int64_t> unique = rows;
+  std::sort(unique.begin(), unique.end());
+  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+  const at::Tensor raw = file_.read_rows(images_.id(), unique, at::kByte);
+  std::vector<int64_t> where(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    where[i] = std::lower_bound(unique.begin(), unique.end(), rows[i]) - unique.begin();
+  const auto n = static_cast<int64_t>(rows.size());
+  const at::Tensor index = at::from_blob(where.data(), {n}, at::kLong).clone();
+  Batch b;
+  b.inputs = raw.index_select(0, index).to(at::kFloat).div_(255.0f);
+  b.labels = at::empty({n}, at::kLong);
+  b.domains = at::empty({n}, at::kLong);
+  int64_t* lp = b.labels.data_ptr<int64_t>();
+  int64_t* dp = b.domains.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    lp[i] = labels_[static_cast<size_t>(rows[static_cast<size_t>(i)])];
+    dp[i] = domain_of_[static_cast<size_t>(rows[static_cast<size_t>(i)])];
+  }
+  return b;
+}
+
+}  // namespace oodt

@@ -1,0 +1,84 @@
+#pragma once
+// The HDF5 domain dataset reader (the DataSource the trainer uses).
+//
+// - Streams: images are read per batch through HDF5 hyperslabs with a bounded chunk cache
+//   (`data.cache_mb`); only labels and domain ids (16 bytes a sample) are held in memory.
+// - Splits each domain into `in` (train) and `out` (validation) parts by a seeded rule.
+// - Training batches are balanced over the training (not held-out) domains.
+// - Shards deterministically: each domain's `in` part is shuffled per epoch from
+//   (split_seed, seed, domain, epoch) and dealt round-robin to ranks, so every sample is used
+//   once per epoch across ranks. A batch is a pure function of the step.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/data_source.h"
+#include "core/h5.h"
+
+namespace oodt {
+
+struct DataOptions {
+  std::string path = "datasets/rotated_fmnist.h5";
+  std::vector<std::string> test_domains;  // held-out domain names
+  double holdout_fraction = 0.2;          // share of each domain in its `out` split
+  int64_t split_seed = 0;                 // seeds the in/out split (fixed across a sweep)
+  int64_t batch_size = 64;                // per rank, spread evenly over training domains
+  int64_t cache_mb = 256;                 // HDF5 chunk cache for images
+
+  static DataOptions from_config(ConfigReader& cfg);
+};
+
+// The shuffled, padded, dealt share of one epoch: positions into a list of `n` items for
+// `rank` of `world`. Padding repeats the epoch's first items so every rank gets the same count,
+// ceil(n / world).
+std::vector<int64_t> epoch_shard(int64_t n, uint64_t seed, int64_t epoch, int rank, int world);
+
+// The `out` positions (sorted) of a domain with `n` samples.
+std::vector<int64_t> holdout_positions(int64_t n, double fraction, uint64_t seed);
+
+class DomainDataset final : public DataSource {
+ public:
+  // Opens and validates the file; `seed` is the run seed (sample order), `rank`/`world` the
+  // shard. Errors name the file and the problem.
+  DomainDataset(const DataOptions& options, uint64_t seed, int rank, int world);
+
+  int64_t num_classes() const override { return num_classes_; }
+  std::vector<int64_t> input_shape() const override { return input_shape_; }
+  const std::vector<DomainInfo>& domains() const override { return domains_; }
+  Batch train_batch(int64_t step) override;
+  int64_t epoch_of(int64_t step) const override;
+  std::vector<EvalSplit> eval_splits() const override;
+  void for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
+                           const std::function<void(const Batch&)>& fn) override;
+
+  // Rows of the file in a domain's split.
+  const std::vector<int64_t>& split_rows(int64_t domain, const std::string& part) const;
+  // How many samples of training domain `d` (index into train_domains()) step `step` takes.
+  int64_t samples_of(size_t d, int64_t step) const;
+  const std::vector<int64_t>& train_domains() const { return train_domains_; }
+  // Reads rows (any order, repeats allowed) into a batch.
+  Batch read(const std::vector<int64_t>& rows);
+
+ private:
+  int64_t position_of(size_t d, int64_t step) const;  // samples of domain d taken before `step`
+  const std::vector<int64_t>& shard(size_t d, int64_t epoch);
+
+  DataOptions options_;
+  uint64_t seed_;
+  int rank_, world_;
+  h5::File file_;
+  h5::Handle images_;
+  std::vector<int64_t> input_shape_;
+  int64_t num_classes_ = 0;
+  std::vector<DomainInfo> domains_;
+  std::vector<int64_t> labels_, domain_of_;
+  std::vector<std::vector<int64_t>> in_rows_, out_rows_;  // [domain] -> sorted rows
+  std::vector<int64_t> train_domains_;
+  std::vector<int64_t> shard_len_;                      // [train domain] per-rank items per epoch
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> shard_cache_;  // [train domain] (epoch, shard)
+  int64_t steps_per_epoch_ = 1;
+};
+
+}  // namespace oodt

@@ -1,0 +1,15 @@
+#pragma once
+// The `oodtrain` subcommands. Each returns the process exit code:
+// 0 success, 1 run-time failure, 2 usage or configuration error.
+#include <string>
+#include <vector>
+
+namespace oodt {
+
+using Args = std::vector<std::string>;
+
+int cmd_train(const Args& args);
+int cmd_data(const Args& args);
+int cmd_list_algorithms(const Args& args);
+
+}  // namespace oodt

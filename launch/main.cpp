@@ -1,0 +1,63 @@
+// oodtrain: one binary, subcommands.
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/trainer.h"
+#include "launch/commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(oodtrain - data-parallel training for out-of-distribution robust deep learning
+
+usage: oodtrain <command> [options]
+       mpirun -np N oodtrain train -c config.yaml [--set key=value ...]
+
+commands:
+  train             train a model (one process or N ranks under mpirun / srun)
+  data prepare      build an OOD benchmark file (rotated-fmnist, colored-fmnist) as HDF5
+  list-algorithms   list the algorithm plugins with the phases they hook
+
+options:
+  -h, --help        this help; `oodtrain <command> --help` for a command's options
+  --version         version and git revision
+
+docs: docs/cli.md, docs/config.md, docs/architecture.md
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  oodt::Args rest(argv + 2, argv + argc);
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("oodtrain %s (git %s)\n", oodt::oodt_version(), oodt::git_revision());
+    return 0;
+  }
+  try {
+    if (cmd == "train") return oodt::cmd_train(rest);
+    if (cmd == "data") return oodt::cmd_data(rest);
+    if (cmd == "list-algorithms") return oodt::cmd_list_algorithms(rest);
+  } catch (const oodt::ConfigError& e) {
+    std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
+    return 1;
+  }
+  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "--help", "--version"});
+  std::fprintf(stderr, "oodtrain: unknown command '%s'%s\nrun `oodtrain --help` for the list of commands\n",
+               cmd.c_str(), hint.empty() ? "" : (" (did you mean '" + hint + "'?)").c_str());
+  return 2;
+}

@@ -1,0 +1,124 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/checkpoint.h"
+#include "core/h5.h"
+#include "core/models/model.h"
+#include "test_util.h"
+
+namespace oodt {
+namespace {
+namespace fs = std::filesystem;
+
+std::shared_ptr<Model> small_cnn(int64_t seed) {
+  at::manual_seed(seed);
+  ConfigReader cfg(YAML::Load("{name: cnn, channels: [4, 8]}"), "model", nullptr);
+  return build_model(cfg, ModelShape{{1, 8, 8}, 3});
+}
+
+TEST(Checkpoint, RoundTripKeepsEverything) {
+  const auto dir = test::temp_dir("ckpt");
+  auto model = small_cnn(1);
+  Checkpoint ck;
+  ck.step = 42;
+  ck.epoch = 3;
+  ck.world_size = 2;
+  ck.seed = 7;
+  ck.config = "run: {seed: 7}\n";
+  ck.git_revision = "abc";
+  ck.model = module_state(*model);
+  ck.optimizer["step"] = at::full({1}, 42, at::kLong);
+  ck.optimizer["trunk.block0.conv.weight.momentum_buffer"] = at::randn({4, 1, 3, 3});
+  ck.plugins["mixup"]["lambda"] = at::tensor({0.25});
+  ck.plugins["empty"] = {};
+  ck.rng = at::randint(0, 255, {2, 16}, at::kByte);
+  const std::string path = dir + "/" + checkpoint_name(42);
+  write_checkpoint(path, ck);
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+
+  const Checkpoint back = read_checkpoint(path);
+  EXPECT_EQ(back.step, 42);
+  EXPECT_EQ(back.epoch, 3);
+  EXPECT_EQ(back.world_size, 2);
+  EXPECT_EQ(back.seed, 7);
+  EXPECT_EQ(back.config, ck.config);
+  EXPECT_EQ(back.git_revision, "abc");
+  ASSERT_EQ(back.model.size(), ck.model.size());
+  for (const auto& [k, v] : ck.model) EXPECT_TRUE(at::equal(back.model.at(k), v)) << k;
+  for (const auto& [k, v] : ck.optimizer) EXPECT_TRUE(at::equal(back.optimizer.at(k), v)) << k;
+  EXPECT_TRUE(at::equal(back.plugins.at("mixup").at("lambda"), ck.plugins["mixup"]["lambda"]));
+  EXPECT_TRUE(back.plugins.count("empty"));
+  EXPECT_TRUE(at::equal(back.rng, ck.rng));
+
+  auto other = small_cnn(2);
+  load_module_state(*other, back.model, path);
+  for (const auto& [k, v] : module_state(*other)) EXPECT_TRUE(at::equal(v, ck.model.at(k))) << k;
+}
+
+TEST(Checkpoint, NamesAreModulePaths) {
+  auto model = small_cnn(1);
+  const TensorMap m = module_state(*model);
+  for (const char* name : {"trunk.block0.conv.weight", "trunk.block0.bn.running_mean", "trunk.block1.bn.weight",
+                           "head.fc.weight", "head.fc.bias"})
+    EXPECT_TRUE(m.count(name)) << name;
+}
+
+TEST(Checkpoint, ListsNewestFirst) {
+  const auto dir = test::temp_dir("ckpt");
+  for (int64_t s : {5, 100, 20}) std::ofstream(dir + "/" + checkpoint_name(s)) << "x";
+  std::ofstream(dir + "/other.h5") << "x";
+  const auto found = list_checkpoints(dir);
+  ASSERT_EQ(found.size(), 3u);
+  EXPECT_NE(found[0].find(checkpoint_name(100)), std::string::npos);
+  EXPECT_NE(found[2].find(checkpoint_name(5)), std::string::npos);
+}
+
+TEST(Checkpoint, TruncatedOrForeignFilesGiveClearErrors) {
+  const auto dir = test::temp_dir("ckpt");
+  auto model = small_cnn(1);
+  Checkpoint ck;
+  ck.model = module_state(*model);
+  const std::string good = dir + "/good.h5";
+  write_checkpoint(good, ck);
+  const auto size = fs::file_size(good);
+  const std::string cut = dir + "/cut.h5";
+  fs::copy_file(good, cut);
+  fs::resize_file(cut, size / 2);
+  auto message = [](const std::string& p) -> std::string {
+    try {
+      read_checkpoint(p);
+    } catch (const DataError& e) {
+      return e.what();
+    }
+    return "<no error>";
+  };
+  EXPECT_NE(message(cut).find(cut), std::string::npos);
+  EXPECT_NE(message(dir + "/nope.h5").find("file not found"), std::string::npos);
+  std::ofstream(dir + "/text.h5") << "not hdf5";
+  EXPECT_NE(message(dir + "/text.h5").find("not an HDF5 file"), std::string::npos);
+  h5::File::create(dir + "/empty.h5");
+  EXPECT_NE(message(dir + "/empty.h5").find("not an oodtrain checkpoint"), std::string::npos);
+}
+
+TEST(Checkpoint, MismatchedModelIsRefusedWithNames) {
+  auto model = small_cnn(1);
+  TensorMap state = module_state(*model);
+  state["head.fc.weight"] = at::zeros({5, 8});
+  state.erase("head.fc.bias");
+  state["extra.weight"] = at::zeros({1});
+  try {
+    load_module_state(*model, state, "x.h5");
+    FAIL();
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("x.h5"), std::string::npos);
+    EXPECT_NE(msg.find("missing 'head.fc.bias'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'head.fc.weight' has shape [5, 8]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("unexpected 'extra.weight'"), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace oodt

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""Golden values for the C++ tests, computed independently with Debian's python3-torch (1.13)
+and numpy, written to tests/fixtures/golden.h5. The C++ tests read this file and compare.
+
+Regenerate (only when adding cases; never from the C++ implementation's output):
+    /usr/bin/python3 tests/golden/make_golden.py tests/fixtures/golden.h5
+"""
+import math
+import sys
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.manual_seed(1234)
+torch.set_default_dtype(torch.float64)  # references in double; C++ compares float32 results
+
+
+def put(g, name, value):
+    g.create_dataset(name, data=np.asarray(value))
+
+
+def optimizers(root):
+    """Parameters after each of T steps of torch.optim on a fixed gradient sequence."""
+    T = 5
+    p0 = torch.randn(4, 3)
+    grads = torch.randn(T, 4, 3)
+    lrs = [0.1, 0.05, 0.2, 0.01, 0.1]
+    cases = {
+        "sgd_plain": (torch.optim.SGD, dict(momentum=0.0)),
+        "sgd_momentum": (torch.optim.SGD, dict(momentum=0.9)),
+        "sgd_momentum_dampening_wd": (torch.optim.SGD, dict(momentum=0.8, dampening=0.3, weight_decay=0.01)),
+        "sgd_nesterov_wd": (torch.optim.SGD, dict(momentum=0.9, nesterov=True, weight_decay=5e-4)),
+        "adam": (torch.optim.Adam, dict(betas=(0.9, 0.999), eps=1e-8)),
+        "adam_wd": (torch.optim.Adam, dict(betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+        "adamw": (torch.optim.AdamW, dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)),
+    }
+    for name, (cls, kw) in cases.items():
+        g = root.create_group("optim/" + name)
+        p = p0.clone().requires_grad_(True)
+        opt = cls([p], lr=lrs[0], **kw)
+        out = []
+        for t in range(T):
+            for group in opt.param_groups:
+                group["lr"] = lrs[t]
+            p.grad = grads[t].clone()
+            opt.step()
+            out.append(p.detach().clone())
+        put(g, "p0", p0)
+        put(g, "grads", grads)
+        put(g, "lrs", lrs)
+        put(g, "expected", torch.stack(out))
+        g.attrs["kind"] = {torch.optim.SGD: "sgd", torch.optim.Adam: "adam", torch.optim.AdamW: "adamw"}[cls]
+        for k, v in kw.items():
+            if k == "betas":
+                g.attrs["beta1"], g.attrs["beta2"] = v
+            else:
+                g.attrs[k] = float(v)
+
+
+def schedules(root):
+    """Learning rates from torch.optim.lr_scheduler (warm-up by LinearLR, then the decay)."""
+    base, total = 0.1, 40
+
+    def run(make, steps):
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=base)
+        sched = make(opt)
+        lrs = []
+        for _ in range(steps):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return lrs
+
+    g = root.create_group("schedule")
+    put(g, "step", run(lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.5), total))
+    put(g, "cosine", run(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total, eta_min=0.001), total))
+    warm = 8
+    w = run(lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=1.0 / warm, end_factor=1.0,
+                                                        total_iters=warm - 1), warm)
+    c = run(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=total - warm, eta_min=0.0), total - warm)
+    put(g, "warmup_cosine", w + c)
+    g.attrs["base"], g.attrs["total"], g.attrs["warmup"] = base, total, warm
+
+
+def label_smoothing(root):
+    g = root.create_group("label_smoothing")
+    logits = torch.randn(6, 5, requires_grad=True)
+    labels = torch.tensor([0, 4, 2, 2, 1, 3])
+    s = 0.1
+    loss = F.cross_entropy(logits, labels, label_smoothing=s)  # torch's own implementation
+    loss.backward()
+    put(g, "logits", logits.detach())
+    put(g, "labels", labels)
+    put(g, "loss", loss.item())
+    put(g, "grad", logits.grad)
+    g.attrs["smoothing"] = s
+
+
+def mixup(root):
+    """Mixup on a linear classifier with explicit lam and permutation, with and without label
+    smoothing: loss = lam * CE(f(x~), y) + (1 - lam) * CE(f(x~), y[perm])."""
+    n, d, k = 6, 4, 3
+    x = torch.randn(n, 1, 2, 2)
+    y = torch.tensor([0, 1, 2, 1, 0, 2])
+    W0 = torch.randn(k, d)
+    b0 = torch.randn(k)
+    lam = 0.3
+    perm = torch.tensor([3, 0, 5, 1, 2, 4])
+    for name, s in (("plain", 0.0), ("smoothed", 0.1)):
+        g = root.create_group("mixup/" + name)
+        W = W0.clone().requires_grad_(True)
+        b = b0.clone().requires_grad_(True)
+        xm = lam * x + (1 - lam) * x[perm]
+        logits = xm.reshape(n, -1) @ W.T + b
+        loss = lam * F.cross_entropy(logits, y, label_smoothing=s) + \
+            (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=s)
+        loss.backward()
+        put(g, "x", x)
+        put(g, "y", y)
+        put(g, "W", W0)
+        put(g, "b", b0)
+        put(g, "perm", perm)
+        put(g, "loss", loss.item())
+        put(g, "grad_W", W.grad)
+        put(g, "grad_b", b.grad)
+        g.attrs["lam"], g.attrs["smoothing"] = lam, s
+
+
+def calibration(root):
+    """ECE with 15 equal-width bins (lo, hi], computed in numpy."""
+    g = root.create_group("ece")
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(200, 5)) * 2.0
+    labels = rng.integers(0, 5, size=200)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    conf, pred = p.max(1), p.argmax(1)
+    correct = (pred == labels).astype(np.float64)
+    edges = np.linspace(0, 1, 16)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    nll = -np.log(p[np.arange(200), labels]).mean()
+    put(g, "logits", logits.astype(np.float32))
+    put(g, "labels", labels.astype(np.int64))
+    put(g, "ece", ece)
+    put(g, "accuracy", correct.mean())
+    put(g, "nll", nll)
+
+
+def main(path):
+    with h5py.File(path, "w") as f:
+        f.attrs["generator"] = "tests/golden/make_golden.py"
+        f.attrs["torch"] = str(torch.__version__)
+        optimizers(f)
+        schedules(f)
+        label_smoothing(f)
+        mixup(f)
+        calibration(f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/golden.h5")

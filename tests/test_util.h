@@ -1,0 +1,20 @@
+#pragma once
+// Helpers shared by the test binaries.
+#include <string>
+
+#include "core/state.h"
+
+namespace oodt::test {
+
+// A fresh empty folder under the system temp dir, removed at exit.
+std::string temp_dir(const std::string& tag);
+// Path of a committed fixture (tests/fixtures/...).
+std::string fixture(const std::string& name);
+// Writes a small domain dataset: `per_domain` samples in each of `domains` domains, images
+// [n, 1, 4, 4] whose every pixel encodes the row index (row % 251), labels = row % classes.
+std::string write_domain_file(const std::string& dir, int domains, int per_domain, int classes);
+
+// Max |a - b| (as double).
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
+
+}  // namespace oodt::test
