@@ -113,12 +113,16 @@ void Trainer::resume(const std::string& checkpoint) {
               << " ranks, resuming on " << comm_.world_size() << "; the data order changes from here\n";
 }
 
+void Trainer::prepare_run_dir() {
+  if (!is_root()) return;
+  std::error_code ec;
+  fs::create_directories(options_.run_dir, ec);
+  if (ec) throw ConfigError("run.dir", concat("cannot create ", options_.run_dir, ": ", ec.message()));
+  std::ofstream(fs::path(options_.run_dir) / "config.yaml") << config_;
+  std::ofstream(fs::path(options_.run_dir) / "plugins.txt") << engine_->describe_order();
+}
+
 FitResult Trainer::fit(int64_t stop_at) {
-  if (is_root()) {
-    fs::create_directories(options_.run_dir);
-    std::ofstream(fs::path(options_.run_dir) / "config.yaml") << config_;
-    std::ofstream(fs::path(options_.run_dir) / "plugins.txt") << engine_->describe_order();
-  }
   if (!started_) {
     engine_->run(Phase::FitStart, state_);
     averaging_->setup(state_);

@@ -53,6 +53,9 @@ class Trainer {
   // Starts from a checkpoint's weights only (fresh optimizer, step 0).
   void init_weights(const std::string& checkpoint);
 
+  // Creates the run directory and writes the resolved config and plugin order into it
+  // (rank 0). Part of set-up, so a directory that cannot be made fails every rank together.
+  void prepare_run_dir();
   // Trains until `steps`, or until step `stop_at` (> 0) when given, writing a checkpoint there.
   FitResult fit(int64_t stop_at = -1);
 

@@ -144,6 +144,7 @@ int cmd_train(const Args& args) {
     trainer = std::make_unique<Trainer>(s.trainer, model, std::move(data), std::move(engine), *comm, device,
                                         s.tree.dump());
     if (!init_from.empty()) trainer->init_weights(init_from);
+    trainer->prepare_run_dir();
     if (vm.count("resume")) {
       const auto found = list_checkpoints(s.trainer.run_dir);
       if (!found.empty()) {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian 12, as root; quick when everything is present) and builds
+# oodtrain into build/. Used by scripts/quickstart.sh, scripts/test.sh and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-pthread          # LibTorch 1.13 on an optimized BLAS
+  openmpi-bin libopenmpi-dev                  # MPI backend and mpirun
+  libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
+  libgtest-dev googletest                     # tests
+  python3-torch python3-h5py python3-numpy    # golden values and checkpoint checks in tests
+  dataset-fashion-mnist                       # the embedded default data
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+fi
+
+BUILD_DIR=${BUILD_DIR:-build}
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+fi
+# Two parallel LibTorch-heavy compilations fit comfortably in memory on a 2-core machine.
+cmake --build "$BUILD_DIR" -- -j "${OODT_BUILD_JOBS:-$(nproc)}"
