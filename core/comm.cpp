@@ -91,29 +91,28 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return "mpi"; }
 
   void all_reduce(at::Tensor& t, ReduceOp op) override {
-    check_tensor(t);
     record("all_reduce", t);
-    mpi_check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t),
-                            mpi_op(op), MPI_COMM_WORLD),
-              "MPI_Allreduce");
+    staged(t, [&](at::Tensor& h) {
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, h.data_ptr(), count(h), mpi_type(h), mpi_op(op), MPI_COMM_WORLD),
+                "MPI_Allreduce");
+    });
   }
   void broadcast(at::Tensor& t, int root) override {
-    check_tensor(t);
     record("broadcast", t);
-    mpi_check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, MPI_COMM_WORLD),
-              "MPI_Bcast");
+    staged(t, [&](at::Tensor& h) {
+      mpi_check(MPI_Bcast(h.data_ptr(), count(h), mpi_type(h), root, MPI_COMM_WORLD), "MPI_Bcast");
+    });
   }
   at::Tensor all_gather(const at::Tensor& t) override {
-    at::Tensor src = t.contiguous();
-    check_tensor(src);
+    at::Tensor src = t.to(at::kCPU).contiguous();
     record("all_gather", src);
     std::vector<int64_t> shape{world_};
     for (auto s : src.sizes()) shape.push_back(s);
     at::Tensor out = at::empty(shape, src.options());
-    mpi_check(MPI_Allgather(src.data_ptr(), static_cast<int>(src.numel()), mpi_type(src), out.data_ptr(),
-                            static_cast<int>(src.numel()), mpi_type(src), MPI_COMM_WORLD),
+    mpi_check(MPI_Allgather(src.data_ptr(), count(src), mpi_type(src), out.data_ptr(), count(src), mpi_type(src),
+                            MPI_COMM_WORLD),
               "MPI_Allgather");
-    return out;
+    return out.to(t.device());
   }
   void barrier() override { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
   [[noreturn]] void abort(int code) override {
@@ -122,10 +121,22 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  static void check_tensor(const at::Tensor& t) {
-    OODT_CHECK(t.device().is_cpu(), "the MPI communicator takes CPU tensors, got one on ", t.device());
-    OODT_CHECK(t.is_contiguous(), "collectives need contiguous tensors");
+  static int count(const at::Tensor& t) {
     OODT_CHECK(t.numel() <= INT32_MAX, "tensor too large for one MPI call: ", t.numel());
+    return static_cast<int>(t.numel());
+  }
+  // Runs an in-place MPI operation on a contiguous host copy when `t` lives on a GPU (until
+  // the NCCL backend takes CUDA tensors), or on `t` itself.
+  template <typename Op>
+  static void staged(at::Tensor& t, Op op) {
+    OODT_CHECK(t.is_contiguous(), "collectives need contiguous tensors");
+    if (t.device().is_cpu()) {
+      op(t);
+      return;
+    }
+    at::Tensor host = t.to(at::kCPU);
+    op(host);
+    t.copy_(host);
   }
   int rank_ = 0, world_ = 1, local_rank_ = 0, local_size_ = 1;
 };

@@ -1,11 +1,11 @@
 #pragma once
 // The communicator: the only way the trainer, averaging strategies and algorithms talk to
-// other ranks. Backends: MPI (CPU tensors) and a single-process one; NCCL (CUDA tensors) is
-// added later behind the same interface.
+// other ranks. Backends: MPI (CPU tensors; CUDA tensors are staged through host memory) and a
+// single-process one; an NCCL backend for CUDA tensors plugs in behind the same interface.
 //
 // Every collective must be entered by every rank in the same order with tensors of the same
-// shape and dtype. Collectives are recorded in a per-rank ledger (sequence number, what and
-// shape) so a failure can say where each rank was.
+// shape and dtype. Each communicator counts its collectives and keeps the last one (sequence
+// number, kind, shape, dtype), so an error report can say where the failing rank was.
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -108,6 +108,9 @@ void Trainer::resume(const std::string& checkpoint) {
   state_.epoch = ck.epoch;
   init_from_ = ck.init_from;
   last_checkpoint_step_ = ck.step;
+  if (ck.config != config_ && is_root())
+    std::cerr << "oodtrain: warning: the resolved config differs from the one stored in " << checkpoint
+              << "; resuming with the new one\n";
   if (ck.world_size != comm_.world_size() && is_root())
     std::cerr << "oodtrain: warning: " << checkpoint << " was written by " << ck.world_size
               << " ranks, resuming on " << comm_.world_size() << "; the data order changes from here\n";
