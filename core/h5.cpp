@@ -1,7 +1,6 @@
 #include "core/h5.h"
 
 #include <cstring>
-#include <functional>
 #include <mutex>
 
 #include "core/error.h"
@@ -209,53 +208,47 @@ Handle open_object(hid_t file, const std::string& object) {
 }
 }  // namespace
 
-void File::set_attr(const std::string& object, const std::string& key, const std::string& value) {
-  Handle obj = open_object(id(), object);
-  if (!obj.valid()) fail(object, "no such object for attribute " + key);
-  if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
+// A UTF-8 variable-length string type (what h5py writes for str).
+Handle vl_string_type() {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.id(), H5T_VARIABLE);
   H5Tset_cset(type.id(), H5T_CSET_UTF8);
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle a(H5Acreate2(obj.id(), key.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  return type;
+}
+
+void File::put_attr(const std::string& object, const std::string& key, hid_t type, hid_t space,
+                    const void* data) {
+  Handle obj = open_object(id(), object);
+  if (!obj.valid()) fail(object, "no such object for attribute " + key);
+  if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
+  Handle a(H5Acreate2(obj.id(), key.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!a.valid() || H5Awrite(a.id(), type, data) < 0) fail(object, "cannot write attribute " + key);
+}
+
+void File::set_attr(const std::string& object, const std::string& key, const std::string& value) {
+  const Handle type = vl_string_type();
+  const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   const char* p = value.c_str();
-  if (!a.valid() || H5Awrite(a.id(), type.id(), &p) < 0) fail(object, "cannot write attribute " + key);
+  put_attr(object, key, type.id(), space.id(), &p);
 }
 
 void File::set_attr(const std::string& object, const std::string& key, const std::vector<std::string>& value) {
-  Handle obj = open_object(id(), object);
-  if (!obj.valid()) fail(object, "no such object for attribute " + key);
-  if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.id(), H5T_VARIABLE);
-  H5Tset_cset(type.id(), H5T_CSET_UTF8);
-  hsize_t n = value.size();
-  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  const Handle type = vl_string_type();
+  const hsize_t n = value.size();
+  const Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   std::vector<const char*> ptrs;
-  for (const auto& s : value) ptrs.push_back(s.c_str());
-  Handle a(H5Acreate2(obj.id(), key.c_str(), type.id(), space.id(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!a.valid() || H5Awrite(a.id(), type.id(), ptrs.data()) < 0) fail(object, "cannot write attribute " + key);
+  for (const auto& v : value) ptrs.push_back(v.c_str());
+  put_attr(object, key, type.id(), space.id(), ptrs.data());
 }
-
-namespace {
-template <typename T>
-void write_scalar_attr(hid_t file, const std::string& object, const std::string& key, T value, hid_t type,
-                       const std::function<void(const std::string&)>& fail) {
-  Handle obj = open_object(file, object);
-  if (!obj.valid()) fail("no such object for attribute " + key);
-  if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle a(H5Acreate2(obj.id(), key.c_str(), type, space.id(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!a.valid() || H5Awrite(a.id(), type, &value) < 0) fail("cannot write attribute " + key);
-}
-}  // namespace
 
 void File::set_attr(const std::string& object, const std::string& key, int64_t value) {
-  write_scalar_attr(id(), object, key, value, H5T_NATIVE_INT64, [&](const std::string& m) { fail(object, m); });
+  const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  put_attr(object, key, H5T_NATIVE_INT64, space.id(), &value);
 }
 
 void File::set_attr(const std::string& object, const std::string& key, double value) {
-  write_scalar_attr(id(), object, key, value, H5T_NATIVE_DOUBLE, [&](const std::string& m) { fail(object, m); });
+  const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  put_attr(object, key, H5T_NATIVE_DOUBLE, space.id(), &value);
 }
 
 bool File::has_attr(const std::string& object, const std::string& key) const {

@@ -73,6 +73,7 @@ class File {
  private:
   File(Handle h, std::string path) : h_(std::move(h)), path_(std::move(path)) {}
   [[noreturn]] void fail(const std::string& object, const std::string& what) const;
+  void put_attr(const std::string& object, const std::string& key, hid_t type, hid_t space, const void* data);
   Handle h_;
   std::string path_;
 };

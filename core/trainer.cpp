@@ -39,8 +39,9 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     o.keep_checkpoints = train.get("keep_checkpoints", o.keep_checkpoints);
     o.log_every = train.get("log_every", o.log_every);
     o.eval_batch_size = train.get("eval_batch_size", o.eval_batch_size);
-    train.allow("device");
-    train.allow("threads");
+    o.device = train.one_of("device", o.device, {"auto", "cpu", "cuda"});
+    o.threads = train.get("threads", o.threads);
+    train.check(o.threads >= 0, "threads", "must be >= 0 (0: cores per rank)");
     train.check(o.steps > 0, "steps", "must be > 0");
     train.check(o.eval_every >= 0, "eval_every", "must be >= 0 (0: evaluate only at the end)");
     train.check(o.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: only at the end)");

@@ -29,11 +29,13 @@ struct TrainerOptions {
   int64_t keep_checkpoints = 2;    // newest kept in run_dir
   int64_t log_every = 50;          // progress lines when stdout is not a terminal
   int64_t eval_batch_size = 512;
+  std::string device = "auto";     // auto | cpu | cuda (resolved by the launcher)
+  int64_t threads = 0;             // intra-op threads per rank; 0: cores per rank on the node
   double bucket_mb = 25.0;         // gradient all-reduce bucket size
   OptimOptions optim;
   ScheduleOptions schedule;
 
-  // Reads run.*, train.* (less device/threads, read by the launcher), dist.*, optim.*, schedule.*.
+  // Reads run.*, train.*, dist.*, optim.*, schedule.*.
   static TrainerOptions from_config(ConfigTree& tree);
 };
 

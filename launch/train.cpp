@@ -23,8 +23,6 @@ struct Setup {
   ConfigTree tree;
   TrainerOptions trainer;
   DataOptions data;
-  std::string device = "auto";
-  int64_t threads = 0;
   std::vector<std::unique_ptr<Algorithm>> algorithms;
 };
 
@@ -37,12 +35,7 @@ void read_config(Setup& s, const Registry& registry) {
   root.allow("optim");
   root.allow("schedule");
   root.allow("dist");
-  {
-    ConfigReader train = root.child("train");
-    s.device = train.one_of("device", "auto", {"auto", "cpu", "cuda"});
-    s.threads = train.get<int64_t>("threads", 0);
-    train.check(s.threads >= 0, "threads", "must be >= 0 (0: cores per rank)");
-  }
+  root.allow("train");
   ConfigReader data = root.child("data");
   s.data = DataOptions::from_config(data);
   {
@@ -132,8 +125,8 @@ int cmd_train(const Args& args) {
     if (dump) return;
     if (!init_from.empty() && vm.count("resume"))
       throw ConfigError("", "--init-from and --resume exclude each other");
-    set_threads(s.threads, *comm);
-    const at::Device device = pick_device(s.device, *comm);
+    set_threads(s.trainer.threads, *comm);
+    const at::Device device = pick_device(s.trainer.device, *comm);
     auto data = std::make_unique<DomainDataset>(s.data, static_cast<uint64_t>(s.trainer.seed), comm->rank(),
                                                 comm->world_size());
     // Initial weights are a function of run.seed alone (rank 0's are broadcast regardless).
