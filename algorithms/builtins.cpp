@@ -1,6 +1,8 @@
 // The one place plugins are registered (see core/registry.h for why it is explicit).
+#include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
 #include "algorithms/label_smoothing/label_smoothing.h"
 #include "algorithms/mixup/mixup.h"
+#include "algorithms/multi_sample_dropout/multi_sample_dropout.h"
 #include "core/registry.h"
 
 namespace oodt {
@@ -17,6 +19,21 @@ void register_builtins(Registry& r) {
            const double a = cfg.get("alpha", 0.4);
            cfg.check(a > 0, "alpha", "must be > 0 (Beta(alpha, alpha))");
            return std::make_unique<Mixup>(a);
+         }});
+  r.add({"multi_sample_dropout", "forward+loss: M dropout masks over the trunk output, mean of M losses (Inoue 2019)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           const int64_t m = cfg.get<int64_t>("samples", 8);
+           cfg.check(m >= 1, "samples", "must be >= 1");
+           return std::make_unique<MultiSampleDropout>(m);
+         }});
+  r.add({"ghost_batch_norm", "forward: BatchNorm statistics per ghost batch of g samples (Hoffer et al. 2017)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           GhostOptions o;
+           o.size = cfg.get<int64_t>("size", 32);
+           cfg.check(o.size >= 2, "size", "must be >= 2 (a ghost batch needs a variance)");
+           const std::string stats = cfg.one_of("running_stats", "per_chunk", {"per_chunk", "scaled"});
+           o.stats = stats == "scaled" ? GhostStats::Scaled : GhostStats::PerChunk;
+           return std::make_unique<GhostBatchNorm>(o);
          }});
 }
 

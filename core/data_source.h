@@ -27,6 +27,8 @@ class DataSource {
   virtual int64_t num_classes() const = 0;
   virtual std::vector<int64_t> input_shape() const = 0;  // [C, H, W]
   virtual const std::vector<DomainInfo>& domains() const = 0;
+  // Training samples per rank per step.
+  virtual int64_t batch_size() const = 0;
 
   // This rank's training batch for global step `step`. A pure function of (seed, step, rank,
   // world size): resuming at any step replays exactly the same samples.

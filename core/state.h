@@ -35,6 +35,7 @@ struct State {
   at::Device device = at::kCPU;
   int64_t num_classes = 0;
   int64_t max_steps = 0;  // total optimizer steps of the run
+  int64_t batch_size = 0; // training samples per rank per step
   uint64_t seed = 0;
 
   // Progress. `step` counts completed optimizer steps; during a step it is that step's index.

@@ -81,6 +81,7 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   state_.device = device;
   state_.num_classes = data_->num_classes();
   state_.max_steps = options_.steps;
+  state_.batch_size = data_->batch_size();
   state_.seed = static_cast<uint64_t>(options_.seed);
 }
 
@@ -126,12 +127,15 @@ void Trainer::prepare_run_dir() {
   std::ofstream(fs::path(options_.run_dir) / "plugins.txt") << engine_->describe_order();
 }
 
+void Trainer::setup() {
+  if (started_) return;
+  engine_->run(Phase::FitStart, state_);
+  averaging_->setup(state_);
+  started_ = true;
+}
+
 FitResult Trainer::fit(int64_t stop_at) {
-  if (!started_) {
-    engine_->run(Phase::FitStart, state_);
-    averaging_->setup(state_);
-    started_ = true;
-  }
+  setup();
   window_start_ = last_progress_ = std::chrono::steady_clock::now();
   const int64_t end = (stop_at > 0) ? std::min(stop_at, options_.steps) : options_.steps;
   FitResult result;

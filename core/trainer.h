@@ -58,6 +58,10 @@ class Trainer {
   // Creates the run directory and writes the resolved config and plugin order into it
   // (rank 0). Part of set-up, so a directory that cannot be made fails every rank together.
   void prepare_run_dir();
+  // Runs the plugins' fit_start hooks and the averaging set-up (rank 0's weights to every
+  // rank). Part of set-up: a plugin that rejects the run here fails every rank together.
+  // fit() calls it when it has not run.
+  void setup();
   // Trains until `steps`, or until step `stop_at` (> 0) when given, writing a checkpoint there.
   FitResult fit(int64_t stop_at = -1);
 

@@ -47,6 +47,7 @@ class DomainDataset final : public DataSource {
   int64_t num_classes() const override { return num_classes_; }
   std::vector<int64_t> input_shape() const override { return input_shape_; }
   const std::vector<DomainInfo>& domains() const override { return domains_; }
+  int64_t batch_size() const override { return options_.batch_size; }
   Batch train_batch(int64_t step) override;
   int64_t epoch_of(int64_t step) const override;
   std::vector<EvalSplit> eval_splits() const override;

@@ -146,6 +146,7 @@ int cmd_train(const Args& args) {
                                            static_cast<long long>(trainer->state().step));
       }
     }
+    trainer->setup();
   });
   if (code != 0) return code;
   if (dump) {

@@ -1,5 +1,5 @@
 #pragma once
-// The model zoo. Every model is a trunk (features) followed by a head (dropout + linear
+// The model zoo. Every model is a trunk (features) followed by a Head (dropout + linear
 // classifier), registered as the submodules `trunk` and `head`: multi-sample dropout repeats
 // the head, WiSE-FT and soups address parameters by these names. Parameter and buffer names
 // (module paths such as `trunk.block1.conv.weight`) are the checkpoint's dataset names and
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/models/layers.h"
 #include "core/torch_fwd.h"
 
 namespace oodt {
@@ -23,7 +24,7 @@ TORCH_MODULE(Stack);
 
 class Model : public torch::nn::Module {
  public:
-  Model(std::string kind, Stack trunk, Stack head);
+  Model(std::string kind, Stack trunk, Head head);
   at::Tensor forward(const at::Tensor& x) { return head->forward(trunk->forward(x)); }
   at::Tensor features(const at::Tensor& x) { return trunk->forward(x); }
   at::Tensor classify(const at::Tensor& h) { return head->forward(h); }
@@ -33,7 +34,7 @@ class Model : public torch::nn::Module {
   std::vector<std::pair<std::string, at::Tensor>> named_state() const;
 
   Stack trunk{nullptr};
-  Stack head{nullptr};  // children: `dropout`, `fc`
+  Head head{nullptr};  // `fc`, plus the dropout rate and multi-sample count
 
  private:
   std::string kind_;

@@ -6,7 +6,7 @@
 namespace oodt {
 namespace nn = torch::nn;
 
-Model::Model(std::string kind, Stack trunk_, Stack head_) : kind_(std::move(kind)) {
+Model::Model(std::string kind, Stack trunk_, Head head_) : kind_(std::move(kind)) {
   trunk = register_module("trunk", trunk_);
   head = register_module("head", head_);
 }
@@ -20,12 +20,7 @@ std::vector<std::pair<std::string, at::Tensor>> Model::named_state() const {
 
 namespace {
 
-Stack make_head(int64_t features, int64_t classes, double dropout) {
-  Stack head;
-  head->push_back("dropout", nn::Dropout(nn::DropoutOptions(dropout)));
-  head->push_back("fc", nn::Linear(features, classes));
-  return head;
-}
+Head make_head(int64_t features, int64_t classes, double dropout) { return Head(features, classes, dropout); }
 
 int64_t product(const std::vector<int64_t>& v) {
   int64_t p = 1;
@@ -47,7 +42,7 @@ std::shared_ptr<Model> build_mlp(ConfigReader& cfg, const ModelShape& shape) {
   for (size_t i = 0; i < hidden.size(); ++i) {
     const std::string s = std::to_string(i);
     trunk->push_back("fc" + s, nn::Linear(in, hidden[i]));
-    if (bn) trunk->push_back("bn" + s, nn::BatchNorm1d(hidden[i]));
+    if (bn) trunk->push_back("bn" + s, BatchNorm(hidden[i]));
     trunk->push_back("relu" + s, nn::ReLU());
     if (dropout > 0 && i + 1 < hidden.size()) trunk->push_back("drop" + s, nn::Dropout(nn::DropoutOptions(dropout)));
     in = hidden[i];
@@ -58,7 +53,7 @@ std::shared_ptr<Model> build_mlp(ConfigReader& cfg, const ModelShape& shape) {
 Stack conv_bn_relu(int64_t in, int64_t out, int64_t stride) {
   Stack s;
   s->push_back("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
-  s->push_back("bn", nn::BatchNorm2d(out));
+  s->push_back("bn", BatchNorm(out));
   s->push_back("relu", nn::ReLU());
   return s;
 }
@@ -88,13 +83,13 @@ class BasicBlockImpl : public nn::Module {
  public:
   BasicBlockImpl(int64_t in, int64_t out, int64_t stride) {
     conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
-    bn1 = register_module("bn1", nn::BatchNorm2d(out));
+    bn1 = register_module("bn1", BatchNorm(out));
     conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
-    bn2 = register_module("bn2", nn::BatchNorm2d(out));
+    bn2 = register_module("bn2", BatchNorm(out));
     if (stride != 1 || in != out) {
       shortcut = register_module("shortcut", Stack());
       shortcut->push_back("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
-      shortcut->push_back("bn", nn::BatchNorm2d(out));
+      shortcut->push_back("bn", BatchNorm(out));
     }
   }
   at::Tensor forward(const at::Tensor& x) {
@@ -103,7 +98,7 @@ class BasicBlockImpl : public nn::Module {
     return at::relu(y + (shortcut ? shortcut->forward(x) : x));
   }
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  BatchNorm bn1{nullptr}, bn2{nullptr};
   Stack shortcut{nullptr};
 };
 TORCH_MODULE(BasicBlock);

@@ -2,6 +2,7 @@
 // computed on each rank independently, so the binary is right at any world size.
 #include <gtest/gtest.h>
 
+#include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
 #include "core/averaging.h"
 #include "core/comm.h"
 #include "core/engine.h"
@@ -72,6 +73,7 @@ class SliceData final : public DataSource {
   int64_t num_classes() const override { return 3; }
   std::vector<int64_t> input_shape() const override { return {1, 4, 4}; }
   const std::vector<DomainInfo>& domains() const override { return domains_; }
+  int64_t batch_size() const override { return global_ / world_; }
   Batch train_batch(int64_t step) override {
     at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(1000 + step));
     const at::Tensor x = at::randn({global_, 1, 4, 4}, gen);
@@ -139,6 +141,32 @@ TEST(Trainer, WorldOfTwoWithBatchBMatchesOneRankWithBatchTwoB) {
   // And training moved the weights (the comparison is not vacuous).
   auto fresh = make_trainer("{name: mlp, hidden: [16, 8]}", *local_comm, global, 8);
   EXPECT_GT(test::max_abs_diff(a[0].second, fresh->model().named_state()[0].second), 1e-3);
+}
+
+TEST(GhostBatchNorm, RanksWithHalfTheBatchMatchOneRankWithAllOfIt) {
+  // The same samples: global batch of 8 per rank; ghost size 4. One rank normalises chunks
+  // [0,4), [4,8), ... of the whole batch; rank r normalises the chunks of its own slice.
+  const int w = g_comm->world_size(), r = g_comm->rank();
+  const int64_t per_rank = 8, g = 4;
+  at::Generator gen = at::detail::createCPUGenerator(77);
+  const at::Tensor x = at::randn({per_rank * w, 1, 8, 8}, gen);
+  at::manual_seed(5);
+  ConfigReader cfg(YAML::Load("{name: cnn, channels: [4, 8], dropout: 0.0}"), "model", nullptr);
+  auto model = build_model(cfg, ModelShape{{1, 8, 8}, 3});
+  GhostOptions o;
+  o.size = g;
+  ASSERT_EQ(apply_ghost_batch_norm(*model, o), 2);
+  model->train();
+  const at::Tensor mine = model->forward(x.narrow(0, r * per_rank, per_rank));
+  const at::Tensor whole = model->forward(x);
+  EXPECT_LT(test::max_abs_diff(mine, whole.narrow(0, r * per_rank, per_rank)), 1e-5);
+  // Without ghost batches the rank's statistics differ from the whole batch's.
+  if (w > 1) {
+    apply_ghost_batch_norm(*model, GhostOptions{});
+    EXPECT_GT(test::max_abs_diff(model->forward(x.narrow(0, r * per_rank, per_rank)),
+                                 model->forward(x).narrow(0, r * per_rank, per_rank)),
+              1e-3);
+  }
 }
 
 }  // namespace

@@ -153,6 +153,70 @@ def calibration(root):
     put(g, "nll", nll)
 
 
+def multi_sample_dropout(root):
+    """L = mean_m CE(W (h * mask_m) + b, y) with explicit masks; also the wrong variant
+    (cross-entropy of the mean logits) so the C++ test can show it differs."""
+    g = root.create_group("multi_sample_dropout")
+    n, d, k, m, p = 5, 6, 3, 4, 0.5
+    h = torch.randn(n, d, requires_grad=True)
+    W = torch.randn(k, d, requires_grad=True)
+    b = torch.randn(k, requires_grad=True)
+    y = torch.tensor([0, 2, 1, 1, 0])
+    masks = (torch.rand(m, n, d) > p).double() / (1 - p)
+    losses = [F.cross_entropy((h * masks[i]) @ W.T + b, y) for i in range(m)]
+    loss = sum(losses) / m
+    loss.backward()
+    with torch.no_grad():
+        wrong = F.cross_entropy(sum((h * masks[i]) @ W.T + b for i in range(m)) / m, y)
+    for name, v in (("h", h), ("W", W), ("b", b)):
+        put(g, name, v.detach())
+        put(g, "grad_" + name, v.grad)
+    put(g, "y", y)
+    put(g, "masks", masks)
+    put(g, "loss", loss.item())
+    put(g, "wrong_variant_loss", wrong.item())
+
+
+def ghost_batch_norm(root):
+    """Ghost batch norm written out by hand: torch.chunk into ceil(N/g) chunks, per-chunk mean
+    and biased variance, running statistics updated per chunk with the unbiased variance and
+    momentum (per_chunk) or momentum / chunks (scaled)."""
+    cases = {"conv_uneven": (10, 3, (2, 2), 4), "linear_even": (8, 4, (), 4)}
+    for name, (n, c, spatial, gsize) in cases.items():
+        x0 = torch.randn(n, c, *spatial) * 2 + 0.5
+        w0 = torch.rand(c) + 0.5
+        b0 = torch.randn(c)
+        rm0 = torch.randn(c) * 0.1
+        rv0 = torch.rand(c) + 0.5
+        R = torch.randn(n, c, *spatial)
+        for stats in ("per_chunk", "scaled"):
+            g = root.create_group(f"ghost_batch_norm/{name}_{stats}")
+            x = x0.clone().requires_grad_(True)
+            w = w0.clone().requires_grad_(True)
+            b = b0.clone().requires_grad_(True)
+            rm, rv = rm0.clone(), rv0.clone()
+            chunks = torch.chunk(x, math.ceil(n / gsize), 0)
+            mom = 0.1 if stats == "per_chunk" else 0.1 / len(chunks)
+            dims = [0] + list(range(2, x.dim()))
+            shape = [1, c] + [1] * len(spatial)
+            outs = []
+            for ch in chunks:
+                mean = ch.mean(dims)
+                var_b = ch.var(dims, unbiased=False)
+                var_u = ch.var(dims, unbiased=True)
+                outs.append((ch - mean.view(shape)) / torch.sqrt(var_b.view(shape) + 1e-5) * w.view(shape) + b.view(shape))
+                rm = (1 - mom) * rm + mom * mean.detach()
+                rv = (1 - mom) * rv + mom * var_u.detach()
+            y = torch.cat(outs, 0)
+            (y * R).sum().backward()
+            for key, v in (("x", x0), ("weight", w0), ("bias", b0), ("running_mean0", rm0), ("running_var0", rv0),
+                           ("R", R), ("y", y.detach()), ("running_mean", rm), ("running_var", rv),
+                           ("grad_x", x.grad), ("grad_weight", w.grad), ("grad_bias", b.grad)):
+                put(g, key, v)
+            g.attrs["ghost_size"] = gsize
+            g.attrs["chunks"] = len(chunks)
+
+
 def main(path):
     with h5py.File(path, "w") as f:
         f.attrs["generator"] = "tests/golden/make_golden.py"
@@ -162,6 +226,8 @@ def main(path):
         label_smoothing(f)
         mixup(f)
         calibration(f)
+        multi_sample_dropout(f)
+        ghost_batch_norm(f)
 
 
 if __name__ == "__main__":
