@@ -3,6 +3,7 @@
 #include "algorithms/label_smoothing/label_smoothing.h"
 #include "algorithms/mixup/mixup.h"
 #include "algorithms/multi_sample_dropout/multi_sample_dropout.h"
+#include "algorithms/ssa/ssa.h"
 #include "core/registry.h"
 
 namespace oodt {
@@ -34,6 +35,22 @@ void register_builtins(Registry& r) {
            const std::string stats = cfg.one_of("running_stats", "per_chunk", {"per_chunk", "scaled"});
            o.stats = stats == "scaled" ? GhostStats::Scaled : GhostStats::PerChunk;
            return std::make_unique<GhostBatchNorm>(o);
+         }});
+  r.add({"ssa", "forward+eval: stochastically subsampled self-attention, dense fine-tune (Hussain et al. 2023)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           SsaPluginOptions o;
+           o.attention.ratio = cfg.get<int64_t>("ratio", 4);
+           cfg.check(o.attention.ratio >= 1, "ratio", "must be >= 1 (keep about N / ratio keys)");
+           o.attention.pattern = cfg.one_of("pattern", "uniform", {"uniform", "local"}) == "local" ? KeyPattern::Local
+                                                                                                  : KeyPattern::Uniform;
+           o.attention.block = cfg.get<int64_t>("block", 16);
+           cfg.check(o.attention.block >= 1, "block", "must be >= 1");
+           o.finetune_fraction = cfg.get("finetune_fraction", 0.1);
+           cfg.check(o.finetune_fraction >= 0 && o.finetune_fraction <= 1, "finetune_fraction", "must be in [0, 1]");
+           o.ensemble = cfg.one_of("eval", "dense", {"dense", "ensemble"}) == "ensemble";
+           o.eval_passes = cfg.get<int64_t>("eval_passes", 8);
+           cfg.check(o.eval_passes >= 1, "eval_passes", "must be >= 1");
+           return std::make_unique<StochasticSubsampledAttention>(o);
          }});
 }
 

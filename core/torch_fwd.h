@@ -9,6 +9,8 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/pooling.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>

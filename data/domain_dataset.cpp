@@ -5,25 +5,37 @@
 
 #include "core/error.h"
 #include "core/seed.h"
+#include "data/text_dataset.h"
 #include "data/random.h"
 
 namespace oodt {
 
 DataOptions DataOptions::from_config(ConfigReader& cfg) {
   DataOptions o;
+  o.type = cfg.one_of("type", o.type, {"domains", "text"});
   o.path = cfg.get("path", o.path);
   o.test_domains = cfg.get("test_domains", o.test_domains);
   o.holdout_fraction = cfg.get("holdout_fraction", o.holdout_fraction);
   o.split_seed = cfg.get("split_seed", o.split_seed);
   o.batch_size = cfg.get("batch_size", o.batch_size);
-  o.cache_mb = cfg.get("cache_mb", o.cache_mb);
+  if (o.type == "domains") {
+    o.cache_mb = cfg.get("cache_mb", o.cache_mb);
+    cfg.check(o.cache_mb > 0, "cache_mb", "must be > 0");
+  } else {
+    o.seq_len = cfg.get("seq_len", o.seq_len);
+    cfg.check(o.seq_len > 0, "seq_len", "must be > 0");
+  }
   cfg.check(!o.path.empty(), "path", "must name an HDF5 file (make one with `oodtrain data prepare`)");
   cfg.check(o.holdout_fraction > 0 && o.holdout_fraction < 1, "holdout_fraction", "must be in (0, 1)");
   cfg.check(o.split_seed >= 0, "split_seed", "must be >= 0");
   cfg.check(o.batch_size > 0, "batch_size", "must be > 0");
-  cfg.check(o.cache_mb > 0, "cache_mb", "must be > 0");
   cfg.finish();
   return o;
+}
+
+std::unique_ptr<DataSource> make_data_source(const DataOptions& options, uint64_t seed, int rank, int world) {
+  if (options.type == "text") return std::make_unique<TextDataset>(options, seed, rank, world);
+  return std::make_unique<DomainDataset>(options, seed, rank, world);
 }
 
 std::vector<int64_t> epoch_shard(int64_t n, uint64_t seed, int64_t epoch, int rank, int world) {

@@ -20,15 +20,20 @@
 namespace oodt {
 
 struct DataOptions {
+  std::string type = "domains";           // domains (HDF5 images) | text (bytes of a text file)
   std::string path = "datasets/rotated_fmnist.h5";
   std::vector<std::string> test_domains;  // held-out domain names
   double holdout_fraction = 0.2;          // share of each domain in its `out` split
   int64_t split_seed = 0;                 // seeds the in/out split (fixed across a sweep)
   int64_t batch_size = 64;                // per rank, spread evenly over training domains
   int64_t cache_mb = 256;                 // HDF5 chunk cache for images
+  int64_t seq_len = 128;                  // text: bytes per input sequence
 
   static DataOptions from_config(ConfigReader& cfg);
 };
+
+// The data source the options describe (DomainDataset or TextDataset).
+std::unique_ptr<DataSource> make_data_source(const DataOptions& options, uint64_t seed, int rank, int world);
 
 // The shuffled, padded, dealt share of one epoch: positions into a list of `n` items for
 // `rank` of `world`. Padding repeats the epoch's first items so every rank gets the same count,

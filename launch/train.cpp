@@ -42,7 +42,7 @@ void read_config(Setup& s, const Registry& registry) {
     // The model section is validated with a stand-in shape; the real model is built once the
     // data file tells the input shape and class count.
     ConfigReader model = root.child("model");
-    build_model(model, ModelShape{{1, 8, 8}, 2});
+    build_model(model, ModelShape::placeholder(model.node()));
   }
   std::shared_ptr<const Origins> origins = s.tree.origins;
   s.algorithms = registry.build(root.raw("algorithms"), origins);
@@ -127,8 +127,7 @@ int cmd_train(const Args& args) {
       throw ConfigError("", "--init-from and --resume exclude each other");
     set_threads(s.trainer.threads, *comm);
     const at::Device device = pick_device(s.trainer.device, *comm);
-    auto data = std::make_unique<DomainDataset>(s.data, static_cast<uint64_t>(s.trainer.seed), comm->rank(),
-                                                comm->world_size());
+    auto data = make_data_source(s.data, static_cast<uint64_t>(s.trainer.seed), comm->rank(), comm->world_size());
     // Initial weights are a function of run.seed alone (rank 0's are broadcast regardless).
     at::manual_seed(mix_seed(static_cast<uint64_t>(s.trainer.seed), 0x1417));
     ConfigReader model_cfg(s.tree.root["model"], "model", s.tree.origins);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/models/attention.h"
 #include "core/models/layers.h"
 #include "core/torch_fwd.h"
 
@@ -25,7 +26,9 @@ TORCH_MODULE(Stack);
 class Model : public torch::nn::Module {
  public:
   Model(std::string kind, Stack trunk, Head head);
-  at::Tensor forward(const at::Tensor& x) { return head->forward(trunk->forward(x)); }
+  // In eval with eval_passes > 1 (SSA's self-ensemble): log of the mean probability of that
+  // many stochastic passes, so accuracy, loss and calibration score the ensemble.
+  at::Tensor forward(const at::Tensor& x);
   at::Tensor features(const at::Tensor& x) { return trunk->forward(x); }
   at::Tensor classify(const at::Tensor& h) { return head->forward(h); }
   const std::string& kind() const { return kind_; }
@@ -35,14 +38,19 @@ class Model : public torch::nn::Module {
 
   Stack trunk{nullptr};
   Head head{nullptr};  // `fc`, plus the dropout rate and multi-sample count
+  int64_t eval_passes = 1;
 
  private:
   std::string kind_;
 };
 
 struct ModelShape {
-  std::vector<int64_t> input;  // [C, H, W]
+  std::vector<int64_t> input;  // [C, H, W] images, or [L] token sequences
   int64_t num_classes = 0;
+
+  // A shape that the options in `model` (the config section) accept: used to validate the
+  // model section and fill its defaults before the data file is opened.
+  static ModelShape placeholder(const YAML::Node& model);
 };
 
 // Builds the model named by `model.name` from its options (reading and validating every key).

@@ -11,6 +11,16 @@ Model::Model(std::string kind, Stack trunk_, Head head_) : kind_(std::move(kind)
   head = register_module("head", head_);
 }
 
+at::Tensor Model::forward(const at::Tensor& x) {
+  if (is_training() || eval_passes <= 1) return head->forward(trunk->forward(x));
+  at::Tensor probs;
+  for (int64_t e = 0; e < eval_passes; ++e) {
+    const at::Tensor p = at::softmax(head->forward(trunk->forward(x)), -1);
+    probs = probs.defined() ? probs + p : p;
+  }
+  return probs.div_(static_cast<double>(eval_passes)).log_();
+}
+
 std::vector<std::pair<std::string, at::Tensor>> Model::named_state() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& kv : named_parameters()) out.emplace_back(kv.key(), kv.value());
@@ -127,15 +137,39 @@ std::shared_ptr<Model> build_resnet18(ConfigReader& cfg, const ModelShape& shape
 
 }  // namespace
 
-std::vector<std::string> model_names() { return {"mlp", "cnn", "resnet18"}; }
+ModelShape ModelShape::placeholder(const YAML::Node& model) {
+  auto scalar = [&](const char* key, const std::string& fallback) {
+    const YAML::Node n = model.IsMap() ? model[key] : YAML::Node();
+    return n.IsDefined() && n.IsScalar() ? n.Scalar() : fallback;
+  };
+  if (scalar("name", "") == "transformer_lm") return ModelShape{{16}, 256};
+  int64_t patch = 4;
+  try {
+    patch = std::max<int64_t>(1, std::stoll(scalar("patch", "4")));
+  } catch (const std::exception&) {
+    // A malformed patch is reported by the vit builder itself.
+  }
+  return ModelShape{{1, 2 * patch, 2 * patch}, 2};
+}
+
+std::vector<std::string> model_names() { return {"mlp", "cnn", "resnet18", "vit", "transformer_lm"}; }
+
+// In transformers.cpp.
+std::shared_ptr<Model> build_vit(ConfigReader& cfg, const ModelShape& shape);
+std::shared_ptr<Model> build_transformer_lm(ConfigReader& cfg, const ModelShape& shape);
 
 std::shared_ptr<Model> build_model(ConfigReader& cfg, const ModelShape& shape) {
-  OODT_CHECK(shape.input.size() == 3, "models take [C, H, W] inputs");
   const std::string name = cfg.one_of("name", "cnn", model_names());
+  if (name == "transformer_lm" ? shape.input.size() != 1 : shape.input.size() != 3)
+    cfg.fail("name", name == "transformer_lm" ? "transformer_lm needs token sequences (data.type: text)"
+                                              : concat(name, " needs [C, H, W] images, the data has inputs of ",
+                                                       shape.input.size(), " dimensions"));
   std::shared_ptr<Model> model;
   if (name == "mlp") model = build_mlp(cfg, shape);
   else if (name == "cnn") model = build_cnn(cfg, shape);
-  else model = build_resnet18(cfg, shape);
+  else if (name == "resnet18") model = build_resnet18(cfg, shape);
+  else if (name == "vit") model = build_vit(cfg, shape);
+  else model = build_transformer_lm(cfg, shape);
   cfg.finish();
   return model;
 }

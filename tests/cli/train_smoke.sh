@@ -8,8 +8,10 @@ expect_contains "$WORK/thelp" "--dump-config"
 run_expect 0 "$WORK/ver" -- "$OODTRAIN" --version
 expect_contains "$WORK/ver" "oodtrain 0.1.0 (git "
 run_expect 0 "$WORK/algos" -- "$OODTRAIN" list-algorithms
-expect_contains "$WORK/algos" "label_smoothing    before_loss"
-expect_contains "$WORK/algos" "mixup              before_forward"
+for a in label_smoothing mixup multi_sample_dropout ghost_batch_norm ssa; do
+  grep -qE "^$a +[a-z_,]+ " "$WORK/algos" || fail "list-algorithms misses $a"
+done
+grep -qE "^label_smoothing +before_loss " "$WORK/algos" || fail "label_smoothing phases"
 run_expect 2 "$WORK/unknown" -- "$OODTRAIN" trian
 expect_contains "$WORK/unknown" "did you mean 'train'"
 

@@ -217,6 +217,38 @@ def ghost_batch_norm(root):
             g.attrs["chunks"] = len(chunks)
 
 
+def ssa(root):
+    """Attention of each query over its kept keys only, query by query with explicit loops:
+    keys = the query group's kept set, minus keys after the query and plus the query itself when
+    causal; softmax(q.k / sqrt(d)) over those keys, weighted sum of their values."""
+    b, h, n, d = 2, 2, 7, 3
+    q, k, v = torch.randn(b, h, n, d), torch.randn(b, h, n, d), torch.randn(b, h, n, d)
+    cases = {
+        "uniform": [(0, 7, [1, 3, 4])],
+        "local": [(0, 4, [0, 1, 2, 3, 5]), (4, 7, [2, 3, 4, 5, 6])],
+    }
+    for name, groups in cases.items():
+        for causal in (False, True):
+            g = root.create_group(f"ssa/{name}_{'causal' if causal else 'full'}")
+            out = torch.zeros(b, h, n, d)
+            for begin, end, keys in groups:
+                for i in range(begin, end):
+                    ks = [j for j in keys if not causal or j < i] + ([i] if causal else [])
+                    ks = sorted(set(ks))
+                    logits = (q[:, :, i:i + 1, :] * k[:, :, ks, :]).sum(-1) / math.sqrt(d)  # [b, h, |ks|]
+                    p = torch.softmax(logits, -1)
+                    out[:, :, i, :] = (p.unsqueeze(-1) * v[:, :, ks, :]).sum(-2)
+            put(g, "q", q)
+            put(g, "k", k)
+            put(g, "v", v)
+            put(g, "out", out)
+            put(g, "begin", [gr[0] for gr in groups])
+            put(g, "end", [gr[1] for gr in groups])
+            for idx, gr in enumerate(groups):
+                put(g, f"keys{idx}", gr[2])
+            g.attrs["causal"] = int(causal)
+
+
 def main(path):
     with h5py.File(path, "w") as f:
         f.attrs["generator"] = "tests/golden/make_golden.py"
@@ -228,6 +260,7 @@ def main(path):
         calibration(f)
         multi_sample_dropout(f)
         ghost_batch_norm(f)
+        ssa(f)
 
 
 if __name__ == "__main__":
