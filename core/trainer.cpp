@@ -202,7 +202,7 @@ void Trainer::train_step() {
 }
 
 void Trainer::progress(bool force) {
-  if (!is_root()) return;
+  if (!is_root() || !options_.verbose) return;
   // Under mpirun stdout is a pseudo-terminal even when redirected to a file: print lines.
   const bool tty = ::isatty(STDOUT_FILENO) && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr;
   const auto now = std::chrono::steady_clock::now();
@@ -294,6 +294,7 @@ void Trainer::log_metrics(const std::vector<SplitMetrics>& metrics) {
     if (domains[m.domain].held_out) held += m.accuracy * m.count, held_n += m.count;
     else if (m.part == "out") val += m.accuracy * m.count, val_n += m.count;
   }
+  if (!options_.verbose) return;
   if (::isatty(STDOUT_FILENO) && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) std::printf("\n");
   std::printf("eval step %lld  train_loss %.4f  val acc %.4f  held-out acc %.4f  %.0f samples/s\n",
               static_cast<long long>(state_.step), train_loss, val_n ? val / val_n : NAN,

@@ -32,6 +32,7 @@ struct TrainerOptions {
   std::string device = "auto";     // auto | cpu | cuda (resolved by the launcher)
   int64_t threads = 0;             // intra-op threads per rank; 0: cores per rank on the node
   double bucket_mb = 25.0;         // gradient all-reduce bucket size
+  bool verbose = true;             // progress and evaluation lines on rank 0 (not a config key)
   OptimOptions optim;
   ScheduleOptions schedule;
 
