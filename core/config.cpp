@@ -21,13 +21,24 @@ void record_origins(const YAML::Node& node, const std::string& path, const std::
   out[path] = origin;
 }
 
+// Keys that select a variant of a section (model.name, optim.name, data.type, ...). A layer
+// that selects a different variant replaces the section instead of merging into it: options
+// of the old variant would not be valid for the new one.
+bool selects_other_variant(const YAML::Node& base, const YAML::Node& over) {
+  for (const char* selector : {"name", "type"}) {
+    const YAML::Node a = base[selector], b = over[selector];
+    if (a.IsDefined() && a.IsScalar() && b.IsDefined() && b.IsScalar() && a.Scalar() != b.Scalar()) return true;
+  }
+  return false;
+}
+
 void merge_into(YAML::Node base, const YAML::Node& over, const std::string& path,
                 const std::string& origin, Origins& origins) {
   for (const auto& kv : over) {
     const std::string key = kv.first.Scalar();
     const std::string sub = join_path(path, key);
     YAML::Node existing = base[key];
-    if (existing.IsDefined() && existing.IsMap() && kv.second.IsMap()) {
+    if (existing.IsDefined() && existing.IsMap() && kv.second.IsMap() && !selects_other_variant(existing, kv.second)) {
       merge_into(existing, kv.second, sub, origin, origins);
       origins[sub] = origin;
     } else {
@@ -144,6 +155,14 @@ void ConfigTree::set(const std::string& assignment) {
   }
   if (!node.IsMap() && !node.IsNull())
     throw ConfigError(key, "--set: the parent of this key is not a map");
+  YAML::Node probe(YAML::NodeType::Map);
+  probe[parts.back()] = value;
+  if (node.IsMap() && selects_other_variant(node, probe)) {
+    // Selecting another variant (e.g. --set model.name=vit) starts that section afresh.
+    std::vector<std::string> keys;
+    for (const auto& kv : node) keys.push_back(kv.first.Scalar());
+    for (const auto& k : keys) node.remove(k);
+  }
   node[parts.back()] = YAML::Clone(value);
   record_origins(value, key, "--set", *origins);
 }

@@ -125,6 +125,28 @@ TEST(Config, SetAddressesListEntriesByNameOrIndex) {
   EXPECT_NE(error_of([&] { t.set("algorithms.7.x=1"); }).find("index out of range"), std::string::npos);
 }
 
+TEST(Config, SelectingAnotherVariantReplacesTheSection) {
+  const auto dir = test::temp_dir("config");
+  ConfigTree t;
+  t.merge_file(write(dir, "base.yaml", "optim: {name: sgd, lr: 0.1, momentum: 0.8}\nmodel: {name: cnn, channels: [4]}\n"));
+  t.merge_file(write(dir, "exp.yaml", "optim: {name: adamw, beta2: 0.99}\nmodel: {name: cnn, dropout: 0.3}\n"));
+  // optim switched from sgd to adamw: sgd's momentum (and the old lr) are gone.
+  EXPECT_FALSE(t.root["optim"]["momentum"].IsDefined());
+  EXPECT_FALSE(t.root["optim"]["lr"].IsDefined());
+  EXPECT_DOUBLE_EQ(t.root["optim"]["beta2"].as<double>(), 0.99);
+  // Same model name: merged as usual.
+  EXPECT_EQ(t.root["model"]["channels"].size(), 1u);
+  EXPECT_DOUBLE_EQ(t.root["model"]["dropout"].as<double>(), 0.3);
+  EXPECT_EQ(TrainerOptions::from_config(t).optim.name, "adamw");
+  // --set of a selector does the same; later --set keys then add to the fresh section.
+  t.set("model.name=vit");
+  t.set("model.dim=32");
+  EXPECT_FALSE(t.root["model"]["channels"].IsDefined());
+  EXPECT_EQ(t.root["model"]["dim"].as<int>(), 32);
+  t.set("model.name=vit");  // the same name again keeps the section
+  EXPECT_EQ(t.root["model"]["dim"].as<int>(), 32);
+}
+
 TEST(Config, BadYamlAndBadSetSyntax) {
   const auto dir = test::temp_dir("config");
   ConfigTree t;
