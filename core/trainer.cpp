@@ -136,7 +136,7 @@ void Trainer::setup() {
 
 FitResult Trainer::fit(int64_t stop_at) {
   setup();
-  window_start_ = last_progress_ = std::chrono::steady_clock::now();
+  last_progress_ = std::chrono::steady_clock::now();
   const int64_t end = (stop_at > 0) ? std::min(stop_at, options_.steps) : options_.steps;
   FitResult result;
   while (state_.step < end) {
@@ -149,8 +149,7 @@ FitResult Trainer::fit(int64_t stop_at) {
     if (last || (options_.eval_every > 0 && state_.step % options_.eval_every == 0)) {
       result.final_metrics = run_evaluation();
     }
-    if (last || state_.step == end ||
-        (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0)) {
+    if (state_.step == end || (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0)) {
       save_checkpoint();
     }
   }

@@ -92,7 +92,6 @@ class Trainer {
   State state_;
 
   // Throughput and loss since the last report.
-  std::chrono::steady_clock::time_point window_start_;
   double window_seconds_ = 0;
   int64_t window_samples_ = 0;
   double window_loss_ = 0;

@@ -169,6 +169,9 @@ Batch DomainDataset::train_batch(int64_t step) {
       rows.push_back(s[static_cast<size_t>(k % shard_len_[d])]);
     }
   }
+  // Interleave the domains: anything that looks at a slice of the batch (ghost batch norm's
+  // chunks, a mixup pairing) must not see one domain at a time.
+  SeededRng(mix_seed(seed_, 0xba7c, static_cast<uint64_t>(step), static_cast<uint64_t>(rank_))).shuffle(rows);
   return read(rows);
 }
 

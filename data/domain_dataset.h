@@ -4,7 +4,7 @@
 // - Streams: images are read per batch through HDF5 hyperslabs with a bounded chunk cache
 //   (`data.cache_mb`); only labels and domain ids (16 bytes a sample) are held in memory.
 // - Splits each domain into `in` (train) and `out` (validation) parts by a seeded rule.
-// - Training batches are balanced over the training (not held-out) domains.
+// - Training batches are balanced over the training (not held-out) domains, in shuffled order.
 // - Shards deterministically: each domain's `in` part is shuffled per epoch from
 //   (split_seed, seed, domain, epoch) and dealt round-robin to ranks, so every sample is used
 //   once per epoch across ranks. A batch is a pure function of the step.

@@ -42,7 +42,7 @@ void read_config(Setup& s, const Registry& registry) {
     // The model section is validated with a stand-in shape; the real model is built once the
     // data file tells the input shape and class count.
     ConfigReader model = root.child("model");
-    build_model(model, ModelShape::placeholder(model.node()));
+    build_model(model, ModelShape::for_validation(model.node()));
   }
   std::shared_ptr<const Origins> origins = s.tree.origins;
   s.algorithms = registry.build(root.raw("algorithms"), origins);

@@ -50,7 +50,7 @@ struct ModelShape {
 
   // A shape that the options in `model` (the config section) accept: used to validate the
   // model section and fill its defaults before the data file is opened.
-  static ModelShape placeholder(const YAML::Node& model);
+  static ModelShape for_validation(const YAML::Node& model);
 };
 
 // Builds the model named by `model.name` from its options (reading and validating every key).

@@ -137,7 +137,7 @@ std::shared_ptr<Model> build_resnet18(ConfigReader& cfg, const ModelShape& shape
 
 }  // namespace
 
-ModelShape ModelShape::placeholder(const YAML::Node& model) {
+ModelShape ModelShape::for_validation(const YAML::Node& model) {
   auto scalar = [&](const char* key, const std::string& fallback) {
     const YAML::Node n = model.IsMap() ? model[key] : YAML::Node();
     return n.IsDefined() && n.IsScalar() ? n.Scalar() : fallback;

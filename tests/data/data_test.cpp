@@ -79,6 +79,7 @@ TEST(DomainDataset, BalancedBatchesNeverFromHeldOutDomains) {
   EXPECT_EQ(ds.input_shape(), (std::vector<int64_t>{1, 4, 4}));
   EXPECT_TRUE(ds.domains()[2].held_out);
   EXPECT_FALSE(ds.domains()[0].held_out);
+  int interleaved_steps = 0;
   for (int64_t step = 0; step < 20; ++step) {
     const Batch b = ds.train_batch(step);
     ASSERT_EQ(b.size(), 6);
@@ -87,10 +88,16 @@ TEST(DomainDataset, BalancedBatchesNeverFromHeldOutDomains) {
     EXPECT_EQ(per_domain[0], 3);
     EXPECT_EQ(per_domain[1], 3);
     EXPECT_EQ(per_domain.count(2), 0u);
+    int changes = 0;  // domain changes along the batch: 1 if the domains came in blocks
+    for (int64_t i = 0; i + 1 < b.size(); ++i) changes += b.domains[i].item<int64_t>() != b.domains[i + 1].item<int64_t>();
+    interleaved_steps += changes > 1;
     // Labels travel with their images.
     const auto rows = rows_of(b);
     for (int64_t i = 0; i < b.size(); ++i) EXPECT_EQ(b.labels[i].item<int64_t>(), rows[i] % 5);
   }
+  // Domains are shuffled together, not one block after another (a random order of 3 + 3 comes
+  // out in two blocks with probability 0.1).
+  EXPECT_GT(interleaved_steps, 12);
 }
 
 TEST(DomainDataset, TwoRanksCoverEachInSplitSampleOncePerEpoch) {
