@@ -11,5 +11,7 @@ using Args = std::vector<std::string>;
 int cmd_train(const Args& args);
 int cmd_data(const Args& args);
 int cmd_list_algorithms(const Args& args);
+int cmd_interpolate(const Args& args);
+int cmd_soup(const Args& args);
 
 }  // namespace oodt

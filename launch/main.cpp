@@ -20,6 +20,8 @@ commands:
   train             train a model (one process or N ranks under mpirun / srun)
   data prepare      build an OOD benchmark file (rotated-fmnist, colored-fmnist) as HDF5
   list-algorithms   list the algorithm plugins with the phases they hook
+  soup              uniform or greedy model soup of checkpoints, scored on validation data
+  interpolate       WiSE-FT: accuracy of (1-a)*theta_0 + a*theta_1 over a, as CSV and SVG
 
 options:
   -h, --help        this help; `oodtrain <command> --help` for a command's options
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
     if (cmd == "train") return oodt::cmd_train(rest);
     if (cmd == "data") return oodt::cmd_data(rest);
     if (cmd == "list-algorithms") return oodt::cmd_list_algorithms(rest);
+    if (cmd == "interpolate") return oodt::cmd_interpolate(rest);
+    if (cmd == "soup") return oodt::cmd_soup(rest);
   } catch (const oodt::ConfigError& e) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 2;
@@ -56,7 +60,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 1;
   }
-  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "--help", "--version"});
+  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "interpolate", "soup", "--help", "--version"});
   std::fprintf(stderr, "oodtrain: unknown command '%s'%s\nrun `oodtrain --help` for the list of commands\n",
                cmd.c_str(), hint.empty() ? "" : (" (did you mean '" + hint + "'?)").c_str());
   return 2;

@@ -249,6 +249,46 @@ def ssa(root):
             g.attrs["causal"] = int(causal)
 
 
+def soups(root):
+    """Uniform soup and WiSE-FT interpolation of three small state dicts (float entries averaged
+    or interpolated, the integer counter copied), and greedy soup selection on a table of soup
+    scores per member set, with ties, under both acceptance rules."""
+    g = root.create_group("soups")
+    states = [{"w": torch.randn(3, 2).float(), "b": torch.randn(2).float(), "n": torch.tensor(5 + i)} for i in range(3)]
+    for i, st in enumerate(states):
+        for k, v in st.items():
+            put(g, f"state{i}/{k}", v)
+    put(g, "uniform/w", sum(st["w"].double() for st in states) / 3)
+    put(g, "uniform/b", sum(st["b"].double() for st in states) / 3)
+    for alpha in (0.0, 0.3, 1.0):
+        put(g, f"wise_{alpha}/w", (1 - alpha) * states[0]["w"].double() + alpha * states[1]["w"].double())
+    # Scores of the soup of each member set (bitmask over 4 candidates). Candidate order by
+    # individual score: 2 (0.80), then 0 and 3 tied at 0.70 (input order breaks the tie), then 1.
+    table = {0b0001: 0.70, 0b0010: 0.60, 0b0100: 0.80, 0b1000: 0.70,
+             0b0101: 0.80,   # {2, 0}: equal to the best so far -> kept with >=, refused with >
+             0b1100: 0.82, 0b1101: 0.79,
+             0b0110: 0.81, 0b0111: 0.85, 0b1110: 0.83, 0b1111: 0.84}
+    scores = np.full(16, -1.0)
+    for mask, v in table.items():
+        scores[mask] = v
+    put(g, "greedy/table", scores)
+
+    def greedy(strict):
+        individual = [scores[1 << i] for i in range(4)]
+        order = sorted(range(4), key=lambda i: -individual[i])  # sorted() is stable: ties keep input order
+        kept, best = [order[0]], individual[order[0]]
+        for c in order[1:]:
+            s = scores[sum(1 << m for m in kept + [c])]
+            if (s > best) if strict else (s >= best):
+                kept, best = kept + [c], s
+        return kept, best
+
+    for strict in (False, True):
+        kept, best = greedy(strict)
+        put(g, f"greedy/kept_{'strict' if strict else 'geq'}", kept)
+        put(g, f"greedy/score_{'strict' if strict else 'geq'}", best)
+
+
 def main(path):
     with h5py.File(path, "w") as f:
         f.attrs["generator"] = "tests/golden/make_golden.py"
@@ -261,6 +301,7 @@ def main(path):
         multi_sample_dropout(f)
         ghost_batch_norm(f)
         ssa(f)
+        soups(f)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,246 @@
+// `oodtrain interpolate` (WiSE-FT) and `oodtrain soup` (uniform / greedy model soups): load
+// checkpoints, merge them (algorithms/soups/merge.h), evaluate every candidate on the ranks
+// together, write the result.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "algorithms/soups/merge.h"
+#include "core/checkpoint.h"
+#include "core/comm.h"
+#include "core/evaluate.h"
+#include "core/models/model.h"
+#include "data/domain_dataset.h"
+#include "launch/cli.h"
+
+namespace oodt {
+namespace fs = std::filesystem;
+namespace {
+
+// Everything needed to score merged weights: the model built from the first checkpoint's own
+// config, and the evaluation data from the given config files.
+struct Scorer {
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<DataSource> data;
+  std::shared_ptr<Model> model;
+  int64_t batch = 512;
+
+  Scorer(const Checkpoint& first, const std::string& first_path, const std::vector<std::string>& configs,
+         const std::vector<std::string>& sets) {
+    comm = make_communicator();
+    ConfigTree tree;
+    for (const auto& c : configs) tree.merge_file(c);
+    for (const auto& kv : sets) tree.set(kv);
+    ConfigReader root(tree.root, "", tree.origins);
+    ConfigReader data_cfg = root.child("data");
+    data = make_data_source(DataOptions::from_config(data_cfg), 0, comm->rank(), comm->world_size());
+    ConfigTree ck_tree;
+    ck_tree.merge(parse_yaml(first.config, first_path + " (stored config)"), first_path);
+    ConfigReader model_cfg(ck_tree.root["model"], "model", ck_tree.origins);
+    model = build_model(model_cfg, ModelShape{data->input_shape(), data->num_classes()});
+  }
+
+  // Accuracy on the training domains' out splits (validation) and on the held-out domains.
+  std::pair<double, double> score(const TensorMap& weights) {
+    load_module_state(*model, weights, "merged weights");
+    const auto metrics = evaluate(*model, *data, *comm, batch, at::kCPU);
+    double val = 0, nv = 0, ood = 0, no = 0;
+    for (const auto& m : metrics) {
+      if (data->domains()[m.domain].held_out) ood += m.accuracy * m.count, no += m.count;
+      else if (m.part == "out") val += m.accuracy * m.count, nv += m.count;
+    }
+    return {nv > 0 ? val / nv : NAN, no > 0 ? ood / no : NAN};
+  }
+
+  bool root() const { return comm->rank() == 0; }
+};
+
+// Warns when candidates do not record one shared origin (their --init-from checkpoint):
+// soups only work for models fine-tuned from the same start.
+void warn_on_origins(const std::vector<Checkpoint>& cks, const std::vector<std::string>& paths) {
+  for (size_t i = 0; i < cks.size(); ++i) {
+    if (cks[i].init_from.empty() || cks[i].init_from != cks[0].init_from) {
+      std::cerr << "oodtrain: warning: the candidates do not share a recorded origin (" << paths[0] << ": '"
+                << cks[0].init_from << "', " << paths[i] << ": '" << cks[i].init_from
+                << "'); averaging models trained from different starts usually fails\n";
+      return;
+    }
+  }
+}
+
+std::vector<Checkpoint> load_all(const std::vector<std::string>& paths) {
+  std::vector<Checkpoint> out;
+  for (const auto& p : paths) out.push_back(read_checkpoint(p));
+  std::vector<TensorMap> states;
+  for (const auto& c : out) states.push_back(c.model);
+  check_mergeable(states, paths);
+  return out;
+}
+
+// A small SVG line plot of ID and OOD accuracy against alpha.
+void write_svg(const std::string& path, const std::vector<double>& alphas, const std::vector<double>& id,
+               const std::vector<double>& ood) {
+  const double W = 480, H = 320, L = 50, R = 20, T = 20, B = 40;
+  double lo = 1, hi = 0;
+  for (const auto* v : {&id, &ood})
+    for (double x : *v)
+      if (std::isfinite(x)) lo = std::min(lo, x), hi = std::max(hi, x);
+  if (hi <= lo) lo -= 0.05, hi += 0.05;
+  const double a0 = alphas.front(), a1 = alphas.back() > a0 ? alphas.back() : a0 + 1;
+  auto px = [&](double a) { return L + (a - a0) / (a1 - a0) * (W - L - R); };
+  auto py = [&](double y) { return T + (hi - y) / (hi - lo) * (H - T - B); };
+  std::ofstream f(path);
+  f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+  f << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  f << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
+  f << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
+  f << "<text x=\"" << (W + L) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">alpha (0: zero-shot, 1: fine-tuned)</text>\n";
+  for (int i = 0; i <= 4; ++i) {
+    const double y = lo + (hi - lo) * i / 4.0;
+    f << "<text x=\"" << L - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">" << std::round(y * 1000) / 1000 << "</text>\n";
+  }
+  auto series = [&](const std::vector<double>& v, const char* colour, const char* name, double ly) {
+    f << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\" points=\"";
+    for (size_t i = 0; i < alphas.size(); ++i)
+      if (std::isfinite(v[i])) f << px(alphas[i]) << "," << py(v[i]) << " ";
+    f << "\"/>\n<text x=\"" << W - R - 110 << "\" y=\"" << ly << "\" fill=\"" << colour << "\">" << name << "</text>\n";
+  };
+  series(id, "#1f77b4", "ID (validation)", T + 12);
+  series(ood, "#d62728", "OOD (held-out)", T + 28);
+  f << "</svg>\n";
+}
+
+}  // namespace
+
+int cmd_interpolate(const Args& args) {
+  std::string zero_shot, finetuned, alphas_spec = "0:1:0.1", out_dir = "runs/interpolate";
+  std::vector<std::string> configs, sets;
+  po::options_description desc("interpolate options");
+  desc.add_options()
+      ("zero-shot", po::value(&zero_shot)->required(), "checkpoint of the pre-trained / zero-shot model (theta_0)")
+      ("finetuned", po::value(&finetuned)->required(), "checkpoint fine-tuned from it (theta_1)")
+      ("alphas", po::value(&alphas_spec)->default_value(alphas_spec), "a:b:step or a list: 0,0.5,1")
+      ("eval,c", po::value(&configs)->composing()->required(), "config file(s) whose data section is the evaluation data")
+      ("set,s", po::value(&sets)->composing(), "override a key of the evaluation config")
+      ("out,o", po::value(&out_dir)->default_value(out_dir), "folder for interpolation.csv and interpolation.svg")
+      ("write-checkpoints", "also write theta_alpha as <out>/alpha_<a>.h5");
+  po::variables_map vm;
+  if (!parse_args("interpolate", "interpolate --zero-shot a.h5 --finetuned b.h5 --alphas 0:1:0.1 --eval config.yaml",
+                  args, desc, vm))
+    return 0;
+  const std::vector<double> alphas = parse_alphas(alphas_spec);
+  const auto cks = load_all({zero_shot, finetuned});
+  if (cks[1].init_from.empty() || fs::path(cks[1].init_from).filename() != fs::path(zero_shot).filename())
+    std::cerr << "oodtrain: warning: " << finetuned << " does not record " << zero_shot
+              << " as its origin (init_from: '" << cks[1].init_from << "'); WiSE-FT assumes theta_1 was fine-tuned from theta_0\n";
+  Scorer scorer(cks[1], finetuned, configs, sets);
+  std::vector<double> id, ood;
+  if (scorer.root()) {
+    fs::create_directories(out_dir);
+    std::printf("%8s %10s %10s\n", "alpha", "ID acc", "OOD acc");
+  }
+  for (double a : alphas) {
+    const TensorMap theta = interpolate(cks[0].model, cks[1].model, a);
+    const auto [v, o] = scorer.score(theta);
+    id.push_back(v);
+    ood.push_back(o);
+    if (!scorer.root()) continue;
+    std::printf("%8.3f %10.4f %10.4f\n", a, v, o);
+    if (vm.count("write-checkpoints")) {
+      Checkpoint ck = cks[1];
+      ck.model = theta;
+      ck.optimizer.clear();
+      ck.plugins.clear();
+      ck.init_from = fs::absolute(zero_shot).string();
+      char name[64];
+      std::snprintf(name, sizeof name, "alpha_%.3f.h5", a);
+      write_checkpoint((fs::path(out_dir) / name).string(), ck);
+    }
+  }
+  if (scorer.root()) {
+    std::ofstream csv(fs::path(out_dir) / "interpolation.csv");
+    csv << "alpha,id_acc,ood_acc\n";
+    for (size_t i = 0; i < alphas.size(); ++i) csv << alphas[i] << "," << id[i] << "," << ood[i] << "\n";
+    write_svg((fs::path(out_dir) / "interpolation.svg").string(), alphas, id, ood);
+    std::printf("wrote %s/interpolation.csv and interpolation.svg\n", out_dir.c_str());
+  }
+  return 0;
+}
+
+int cmd_soup(const Args& args) {
+  std::string method = "greedy", out = "soup.h5";
+  std::vector<std::string> paths, configs, sets;
+  int64_t recalibrate = 50;
+  po::options_description desc("soup options");
+  desc.add_options()
+      ("method", po::value(&method)->default_value(method), "uniform | greedy")
+      ("checkpoints", po::value(&paths)->multitoken()->required(), "candidate checkpoints (same model, same origin)")
+      ("val,c", po::value(&configs)->composing()->required(),
+       "config file(s) whose data section gives the validation data (the training domains' out splits)")
+      ("set,s", po::value(&sets)->composing(), "override a key of the validation config")
+      ("out,o", po::value(&out)->default_value(out), "the soup checkpoint (a .json summary is written beside it)")
+      ("strict", "greedy: add a candidate only when the soup strictly improves (default: >=, as in the paper)")
+      ("recalibrate-batches", po::value(&recalibrate)->default_value(recalibrate),
+       "training batches to recompute BatchNorm statistics of every soup before scoring (models with BN)");
+  po::variables_map vm;
+  if (!parse_args("soup", "soup --method uniform|greedy --checkpoints a.h5 b.h5 ... --val config.yaml --out soup.h5",
+                  args, desc, vm))
+    return 0;
+  if (method != "uniform" && method != "greedy")
+    throw ConfigError("--method", concat("'", method, "' is not one of: uniform, greedy"));
+  if (paths.size() < 2) throw ConfigError("--checkpoints", "a soup needs at least two candidates");
+  const auto cks = load_all(paths);
+  warn_on_origins(cks, paths);
+  Scorer scorer(cks[0], paths[0], configs, sets);
+  std::vector<TensorMap> states;
+  for (const auto& c : cks) states.push_back(c.model);
+  // The soup of `members`, BN statistics recalibrated, loaded into the scorer's model.
+  auto cook = [&](const std::vector<size_t>& members) {
+    std::vector<TensorMap> chosen;
+    for (size_t m : members) chosen.push_back(states[m]);
+    load_module_state(*scorer.model, uniform_soup(chosen), "soup");
+    recalibrate_batch_norm(*scorer.model, *scorer.data, *scorer.comm, recalibrate);
+    return module_state(*scorer.model);
+  };
+  std::vector<size_t> kept;
+  std::string summary;
+  if (method == "uniform") {
+    for (size_t i = 0; i < paths.size(); ++i) kept.push_back(i);
+  } else {
+    auto score = [&](const std::vector<size_t>& members) { return scorer.score(cook(members)).first; };
+    const GreedySoup g = greedy_soup(paths.size(), score, vm.count("strict") > 0);
+    kept = g.kept;
+    if (scorer.root()) {
+      std::printf("%-4s %-40s %10s %10s %s\n", "rank", "candidate", "own acc", "soup acc", "kept");
+      for (size_t k = 0; k < g.order.size(); ++k)
+        std::printf("%-4zu %-40s %10.4f %10.4f %s\n", k + 1, paths[g.order[k]].c_str(), g.individual[g.order[k]],
+                    g.trial[k], g.accepted[k] ? "yes" : "no");
+    }
+    for (size_t k = 0; k < g.order.size(); ++k)
+      summary += concat(k ? "," : "", "{\"path\":\"", paths[g.order[k]], "\",\"val_acc\":", g.individual[g.order[k]],
+                        ",\"soup_val_acc\":", g.trial[k], ",\"kept\":", g.accepted[k] ? "true" : "false", "}");
+  }
+  const TensorMap soup = cook(kept);
+  const auto [val, ood] = scorer.score(soup);
+  if (!scorer.root()) return 0;
+  std::printf("%s soup of %zu of %zu candidates: validation acc %.4f, held-out acc %.4f\n", method.c_str(), kept.size(),
+              paths.size(), val, ood);
+  Checkpoint ck = cks[0];
+  ck.model = soup;
+  ck.optimizer.clear();
+  ck.averaging.clear();
+  ck.plugins.clear();
+  if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+  write_checkpoint(out, ck);
+  std::string kept_json;
+  for (size_t m : kept) kept_json += concat(kept_json.empty() ? "" : ",", "\"", paths[m], "\"");
+  std::ofstream(fs::path(out).replace_extension(".json"))
+      << "{\"method\":\"" << method << "\",\"kept\":[" << kept_json << "],\"val_acc\":" << val
+      << ",\"heldout_acc\":" << (std::isfinite(ood) ? concat(ood) : "null") << ",\"candidates\":[" << summary << "]}\n";
+  std::printf("wrote %s\n", out.c_str());
+  return 0;
+}
+
+}  // namespace oodt

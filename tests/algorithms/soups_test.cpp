@@ -1,0 +1,87 @@
+// Uniform soup, WiSE-FT interpolation and greedy soup selection against independent Python
+// computations (tests/golden/make_golden.py).
+#include <gtest/gtest.h>
+
+#include "algorithms/soups/merge.h"
+#include "core/error.h"
+#include "core/h5.h"
+#include "test_util.h"
+
+namespace oodt {
+namespace {
+
+std::vector<TensorMap> states(const h5::File& f) {
+  std::vector<TensorMap> out;
+  for (int i = 0; i < 3; ++i) {
+    TensorMap m;
+    for (const char* k : {"w", "b", "n"}) m[k] = f.read("/soups/state" + std::to_string(i) + "/" + k);
+    out.push_back(m);
+  }
+  return out;
+}
+
+TEST(Soups, UniformSoupAveragesFloatsAndCopiesCounters) {
+  const h5::File f = h5::File::open(test::fixture("golden.h5"));
+  const TensorMap soup = uniform_soup(states(f));
+  EXPECT_LT(test::max_abs_diff(soup.at("w"), f.read("/soups/uniform/w")), 1e-6);
+  EXPECT_LT(test::max_abs_diff(soup.at("b"), f.read("/soups/uniform/b")), 1e-6);
+  EXPECT_EQ(soup.at("w").scalar_type(), at::kFloat);
+  EXPECT_EQ(soup.at("n").item<int64_t>(), 5);  // copied from the first, not averaged
+}
+
+TEST(Soups, WiseFtInterpolation) {
+  const h5::File f = h5::File::open(test::fixture("golden.h5"));
+  const auto s = states(f);
+  for (const char* a : {"0.0", "0.3", "1.0"}) {
+    const TensorMap t = interpolate(s[0], s[1], std::stod(a));
+    EXPECT_LT(test::max_abs_diff(t.at("w"), f.read(std::string("/soups/wise_") + a + "/w")), 1e-6) << a;
+    EXPECT_EQ(t.at("n").item<int64_t>(), 6);  // integer entries from the fine-tuned model
+  }
+}
+
+TEST(Soups, GreedySelectionAndTieRuleMatchReference) {
+  const h5::File f = h5::File::open(test::fixture("golden.h5"));
+  const at::Tensor table = f.read("/soups/greedy/table");
+  auto score = [&](const std::vector<size_t>& members) {
+    int64_t mask = 0;
+    for (size_t m : members) mask |= int64_t{1} << m;
+    const double s = table[mask].item<double>();
+    EXPECT_GE(s, 0.0) << "the reference never scores member set " << mask;
+    return s;
+  };
+  for (const char* rule : {"geq", "strict"}) {
+    const GreedySoup g = greedy_soup(4, score, std::string(rule) == "strict");
+    const at::Tensor want = f.read(std::string("/soups/greedy/kept_") + rule);
+    ASSERT_EQ(static_cast<int64_t>(g.kept.size()), want.size(0)) << rule;
+    for (size_t i = 0; i < g.kept.size(); ++i) EXPECT_EQ(static_cast<int64_t>(g.kept[i]), want[i].item<int64_t>()) << rule;
+    EXPECT_DOUBLE_EQ(g.score, f.read(std::string("/soups/greedy/score_") + rule).item<double>());
+    EXPECT_EQ(g.order, (std::vector<size_t>{2, 0, 3, 1}));  // ties keep input order
+  }
+}
+
+TEST(Soups, MismatchedModelsAreRefusedWithNames) {
+  TensorMap a{{"w", at::zeros({2, 2})}, {"b", at::zeros({2})}};
+  TensorMap b{{"w", at::zeros({3, 2})}, {"c", at::zeros({2})}};
+  try {
+    check_mergeable({a, b}, {"a.h5", "b.h5"});
+    FAIL();
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("b.h5 cannot be merged with a.h5"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'w' has shape [3, 2] against [2, 2]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'b' is missing"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'c' is not in a.h5"), std::string::npos) << msg;
+  }
+}
+
+TEST(Soups, AlphaSpecs) {
+  const auto a = parse_alphas("0:1:0.1");
+  ASSERT_EQ(a.size(), 11u);
+  EXPECT_NEAR(a.back(), 1.0, 1e-12);
+  EXPECT_EQ(parse_alphas("0,0.5,1"), (std::vector<double>{0, 0.5, 1}));
+  EXPECT_THROW(parse_alphas("0:1"), ConfigError);
+  EXPECT_THROW(parse_alphas("x"), ConfigError);
+}
+
+}  // namespace
+}  // namespace oodt
