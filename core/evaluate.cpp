@@ -53,8 +53,10 @@ SplitMetrics MetricSums::finish() const {
   if (count <= 0) return m;
   m.accuracy = correct / count;
   m.loss = loss / count;
-  for (int b = 0; b < kEceBins; ++b)
+  for (int b = 0; b < kEceBins; ++b) {
     if (bin_count[b] > 0) m.ece += std::fabs(bin_correct[b] - bin_conf[b]) / count;
+    m.confidence += bin_conf[b] / count;
+  }
   return m;
 }
 

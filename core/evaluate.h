@@ -17,6 +17,7 @@ struct SplitMetrics {
   std::string part;  // in | out
   int64_t count = 0;
   double accuracy = 0, loss = 0, ece = 0;
+  double confidence = 0;  // mean max-probability (over-confidence shows as confidence > accuracy)
 };
 
 constexpr int kEceBins = 15;

@@ -271,7 +271,8 @@ void Trainer::log_metrics(const std::vector<SplitMetrics>& metrics) {
     for (const auto& m : metrics) {
       if (m.domain != static_cast<int64_t>(d)) continue;
       js << ",\"" << m.part << "\":{\"acc\":" << json_number(m.accuracy) << ",\"loss\":" << json_number(m.loss)
-         << ",\"ece\":" << json_number(m.ece) << ",\"n\":" << m.count << "}";
+         << ",\"ece\":" << json_number(m.ece) << ",\"conf\":" << json_number(m.confidence) << ",\"n\":" << m.count
+         << "}";
     }
     js << "}";
   }

@@ -42,16 +42,32 @@ struct Scorer {
     model = build_model(model_cfg, ModelShape{data->input_shape(), data->num_classes()});
   }
 
-  // Accuracy on the training domains' out splits (validation) and on the held-out domains.
-  std::pair<double, double> score(const TensorMap& weights) {
+  struct Scores {
+    double val_acc = NAN;   // training domains' out splits
+    double ood_acc = NAN;   // held-out domains
+    double ood_conf = NAN;  // mean max-probability on held-out domains
+    double ood_ece = NAN;
+  };
+  Scores scores(const TensorMap& weights) {
     load_module_state(*model, weights, "merged weights");
     const auto metrics = evaluate(*model, *data, *comm, batch, at::kCPU);
-    double val = 0, nv = 0, ood = 0, no = 0;
+    double val = 0, nv = 0, ood = 0, conf = 0, ece = 0, no = 0;
     for (const auto& m : metrics) {
-      if (data->domains()[m.domain].held_out) ood += m.accuracy * m.count, no += m.count;
-      else if (m.part == "out") val += m.accuracy * m.count, nv += m.count;
+      if (data->domains()[m.domain].held_out) {
+        ood += m.accuracy * m.count, conf += m.confidence * m.count, ece += m.ece * m.count, no += m.count;
+      } else if (m.part == "out") {
+        val += m.accuracy * m.count, nv += m.count;
+      }
     }
-    return {nv > 0 ? val / nv : NAN, no > 0 ? ood / no : NAN};
+    Scores s;
+    if (nv > 0) s.val_acc = val / nv;
+    if (no > 0) s.ood_acc = ood / no, s.ood_conf = conf / no, s.ood_ece = ece / no;
+    return s;
+  }
+  // Validation and held-out accuracy.
+  std::pair<double, double> score(const TensorMap& weights) {
+    const Scores s = scores(weights);
+    return {s.val_acc, s.ood_acc};
   }
 
   bool root() const { return comm->rank() == 0; }
@@ -136,18 +152,20 @@ int cmd_interpolate(const Args& args) {
     std::cerr << "oodtrain: warning: " << finetuned << " does not record " << zero_shot
               << " as its origin (init_from: '" << cks[1].init_from << "'); WiSE-FT assumes theta_1 was fine-tuned from theta_0\n";
   Scorer scorer(cks[1], finetuned, configs, sets);
-  std::vector<double> id, ood;
+  std::vector<double> id, ood, conf, ece;
   if (scorer.root()) {
     fs::create_directories(out_dir);
-    std::printf("%8s %10s %10s\n", "alpha", "ID acc", "OOD acc");
+    std::printf("%8s %10s %10s %10s %10s\n", "alpha", "ID acc", "OOD acc", "OOD conf", "OOD ECE");
   }
   for (double a : alphas) {
     const TensorMap theta = interpolate(cks[0].model, cks[1].model, a);
-    const auto [v, o] = scorer.score(theta);
-    id.push_back(v);
-    ood.push_back(o);
+    const auto s = scorer.scores(theta);
+    id.push_back(s.val_acc);
+    ood.push_back(s.ood_acc);
+    conf.push_back(s.ood_conf);
+    ece.push_back(s.ood_ece);
     if (!scorer.root()) continue;
-    std::printf("%8.3f %10.4f %10.4f\n", a, v, o);
+    std::printf("%8.3f %10.4f %10.4f %10.4f %10.4f\n", a, s.val_acc, s.ood_acc, s.ood_conf, s.ood_ece);
     if (vm.count("write-checkpoints")) {
       Checkpoint ck = cks[1];
       ck.model = theta;
@@ -161,8 +179,9 @@ int cmd_interpolate(const Args& args) {
   }
   if (scorer.root()) {
     std::ofstream csv(fs::path(out_dir) / "interpolation.csv");
-    csv << "alpha,id_acc,ood_acc\n";
-    for (size_t i = 0; i < alphas.size(); ++i) csv << alphas[i] << "," << id[i] << "," << ood[i] << "\n";
+    csv << "alpha,id_acc,ood_acc,ood_confidence,ood_ece\n";
+    for (size_t i = 0; i < alphas.size(); ++i)
+      csv << alphas[i] << "," << id[i] << "," << ood[i] << "," << conf[i] << "," << ece[i] << "\n";
     write_svg((fs::path(out_dir) / "interpolation.svg").string(), alphas, id, ood);
     std::printf("wrote %s/interpolation.csv and interpolation.svg\n", out_dir.c_str());
   }

@@ -9,7 +9,7 @@ run_expect 0 "$WORK/o" -- "$MPIRUN" -np 2 --oversubscribe "$OODTRAIN" interpolat
   --alphas 0:1:0.5 --eval "$WORK/tiny.yaml" --out "$WORK/wise" --write-checkpoints
 expect_contains "$WORK/o" "wrote $WORK/wise/interpolation.csv"
 [ "$(wc -l < "$WORK/wise/interpolation.csv")" -eq 4 ] || fail "expected a header and 3 rows"
-expect_contains "$WORK/wise/interpolation.csv" "alpha,id_acc,ood_acc"
+expect_contains "$WORK/wise/interpolation.csv" "alpha,id_acc,ood_acc,ood_confidence,ood_ece"
 expect_contains "$WORK/wise/interpolation.svg" "<polyline"
 "$PYTHON" - "$WORK" <<'PY'
 import sys, h5py, numpy as np

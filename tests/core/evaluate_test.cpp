@@ -21,6 +21,7 @@ TEST(Evaluate, CalibrationAccuracyAndLossMatchNumpy) {
   EXPECT_NEAR(m.ece, f.read("/ece/ece").item<double>(), 1e-6);
   EXPECT_NEAR(m.accuracy, f.read("/ece/accuracy").item<double>(), 1e-12);
   EXPECT_NEAR(m.loss, f.read("/ece/nll").item<double>(), 1e-5);
+  EXPECT_NEAR(m.confidence, f.read("/ece/mean_confidence").item<double>(), 1e-6);
   EXPECT_NEAR(expected_calibration_error(logits, labels), m.ece, 1e-12);
 }
 

@@ -151,6 +151,7 @@ def calibration(root):
     put(g, "ece", ece)
     put(g, "accuracy", correct.mean())
     put(g, "nll", nll)
+    put(g, "mean_confidence", conf.mean())
 
 
 def multi_sample_dropout(root):
