@@ -5,8 +5,8 @@
 
 #include "core/error.h"
 #include "core/seed.h"
-#include "data/text_dataset.h"
 #include "data/random.h"
+#include "data/text_dataset.h"
 
 namespace oodt {
 
@@ -25,7 +25,7 @@ DataOptions DataOptions::from_config(ConfigReader& cfg) {
     o.seq_len = cfg.get("seq_len", o.seq_len);
     cfg.check(o.seq_len > 0, "seq_len", "must be > 0");
   }
-  cfg.check(!o.path.empty(), "path", "must name an HDF5 file (make one with `oodtrain data prepare`)");
+  cfg.check(!o.path.empty(), "path", "must name the data file (make an HDF5 one with `oodtrain data prepare`)");
   cfg.check(o.holdout_fraction > 0 && o.holdout_fraction < 1, "holdout_fraction", "must be in (0, 1)");
   cfg.check(o.split_seed >= 0, "split_seed", "must be >= 0");
   cfg.check(o.batch_size > 0, "batch_size", "must be > 0");
