@@ -71,6 +71,30 @@ struct Scorer {
   }
 
   bool root() const { return comm->rank() == 0; }
+
+  // Diagonal Fisher of `weights` from about `samples` training examples, split over the ranks
+  // and averaged, so every rank holds the same estimate.
+  TensorMap fisher(const TensorMap& weights, int64_t samples) {
+    load_module_state(*model, weights, "Fisher estimate");
+    const int64_t mine = std::max<int64_t>(1, (samples + comm->world_size() - 1) / comm->world_size());
+    std::vector<at::Tensor> xs, ys;
+    int64_t have = 0;
+    for (int64_t k = 0; have < mine; ++k) {
+      const Batch b = data->train_batch(k);
+      xs.push_back(b.inputs);
+      ys.push_back(b.labels);
+      have += b.size();
+    }
+    Batch batch;
+    batch.inputs = at::cat(xs).narrow(0, 0, mine);
+    batch.labels = at::cat(ys).narrow(0, 0, mine);
+    TensorMap f = diagonal_fisher(*model, batch);
+    for (auto& [name, t] : f) {
+      comm->all_reduce(t, ReduceOp::Sum);
+      t.div_(comm->world_size());
+    }
+    return f;
+  }
 };
 
 // Warns when candidates do not record one shared origin (their --init-from checkpoint):
@@ -141,7 +165,9 @@ int cmd_interpolate(const Args& args) {
       ("eval,c", po::value(&configs)->composing()->required(), "config file(s) whose data section is the evaluation data")
       ("set,s", po::value(&sets)->composing(), "override a key of the evaluation config")
       ("out,o", po::value(&out_dir)->default_value(out_dir), "folder for interpolation.csv and interpolation.svg")
-      ("write-checkpoints", "also write theta_alpha as <out>/alpha_<a>.h5");
+      ("write-checkpoints", "also write theta_alpha as <out>/alpha_<a>.h5")
+      ("fisher", po::value<int64_t>()->default_value(0),
+       "Fisher-weighted merge, each model's diagonal Fisher from this many training examples (0: plain)");
   po::variables_map vm;
   if (!parse_args("interpolate", "interpolate --zero-shot a.h5 --finetuned b.h5 --alphas 0:1:0.1 --eval config.yaml",
                   args, desc, vm))
@@ -152,13 +178,21 @@ int cmd_interpolate(const Args& args) {
     std::cerr << "oodtrain: warning: " << finetuned << " does not record " << zero_shot
               << " as its origin (init_from: '" << cks[1].init_from << "'); WiSE-FT assumes theta_1 was fine-tuned from theta_0\n";
   Scorer scorer(cks[1], finetuned, configs, sets);
+  const int64_t fisher_samples = vm["fisher"].as<int64_t>();
+  if (fisher_samples < 0) throw ConfigError("--fisher", "must be >= 0");
+  TensorMap fisher0, fisher1;
+  if (fisher_samples > 0) {
+    fisher0 = scorer.fisher(cks[0].model, fisher_samples);
+    fisher1 = scorer.fisher(cks[1].model, fisher_samples);
+  }
   std::vector<double> id, ood, conf, ece;
   if (scorer.root()) {
     fs::create_directories(out_dir);
     std::printf("%8s %10s %10s %10s %10s\n", "alpha", "ID acc", "OOD acc", "OOD conf", "OOD ECE");
   }
   for (double a : alphas) {
-    const TensorMap theta = interpolate(cks[0].model, cks[1].model, a);
+    const TensorMap theta = fisher_samples > 0 ? fisher_interpolate(cks[0].model, cks[1].model, fisher0, fisher1, a)
+                                               : interpolate(cks[0].model, cks[1].model, a);
     const auto s = scorer.scores(theta);
     id.push_back(s.val_acc);
     ood.push_back(s.ood_acc);

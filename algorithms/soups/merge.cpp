@@ -90,6 +90,40 @@ GreedySoup greedy_soup(size_t candidates, const std::function<double(const std::
   return g;
 }
 
+TensorMap diagonal_fisher(Model& model, const Batch& batch) {
+  const bool was_training = model.is_training();
+  model.eval();
+  TensorMap fisher;
+  const auto params = model.named_parameters();
+  for (const auto& kv : params) fisher[kv.key()] = at::zeros_like(kv.value());
+  const int64_t n = batch.size();
+  for (int64_t i = 0; i < n; ++i) {
+    for (const auto& kv : params) kv.value().mutable_grad().reset();
+    Batch one;
+    one.labels = batch.labels.narrow(0, i, 1);
+    classification_loss(model.forward(batch.inputs.narrow(0, i, 1)), one).backward();
+    at::NoGradGuard no_grad;
+    for (const auto& kv : params)
+      if (kv.value().grad().defined()) fisher[kv.key()].addcmul_(kv.value().grad(), kv.value().grad(), 1.0 / static_cast<double>(n));
+  }
+  for (const auto& kv : params) kv.value().mutable_grad().reset();
+  model.train(was_training);
+  return fisher;
+}
+
+TensorMap fisher_interpolate(const TensorMap& theta0, const TensorMap& theta1, const TensorMap& fisher0,
+                             const TensorMap& fisher1, double alpha, double eps) {
+  TensorMap out = interpolate(theta0, theta1, alpha);
+  for (auto& [name, t] : out) {
+    auto f0 = fisher0.find(name), f1 = fisher1.find(name);
+    if (f0 == fisher0.end() || f1 == fisher1.end()) continue;
+    const at::Tensor w0 = (f0->second.to(at::kDouble) + eps) * (1.0 - alpha);
+    const at::Tensor w1 = (f1->second.to(at::kDouble) + eps) * alpha;
+    t = ((w0 * theta0.at(name).to(at::kDouble) + w1 * theta1.at(name).to(at::kDouble)) / (w0 + w1)).to(t.scalar_type());
+  }
+  return out;
+}
+
 bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, int64_t batches) {
   std::vector<BatchNormImpl*> layers;
   for (const auto& m : model.modules())

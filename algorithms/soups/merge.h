@@ -11,6 +11,10 @@
 #include "core/state.h"
 
 namespace oodt {
+class Model;
+}
+
+namespace oodt {
 
 // Refuses states whose names or shapes differ, naming the sources and the first differences.
 void check_mergeable(const std::vector<TensorMap>& states, const std::vector<std::string>& sources);
@@ -37,6 +41,17 @@ struct GreedySoup {
 // `score(members)` scores the uniform soup of `members` on held-out validation data.
 GreedySoup greedy_soup(size_t candidates, const std::function<double(const std::vector<size_t>&)>& score,
                        bool strict);
+
+// Diagonal empirical Fisher of `model` (in eval mode) on `batch`: the mean over examples of
+// the squared per-example gradient of the cross-entropy, per parameter (Matena & Raffel 2022).
+TensorMap diagonal_fisher(Model& model, const Batch& batch);
+
+// Fisher-weighted interpolation: per parameter entry
+//   ((1-a)(F0+eps) theta0 + a(F1+eps) theta1) / ((1-a)(F0+eps) + a(F1+eps)),
+// which is plain interpolation where both Fishers vanish; entries without a Fisher (buffers)
+// are interpolated plainly.
+TensorMap fisher_interpolate(const TensorMap& theta0, const TensorMap& theta1, const TensorMap& fisher0,
+                             const TensorMap& fisher1, double alpha, double eps = 1e-8);
 
 class Communicator;
 class DataSource;

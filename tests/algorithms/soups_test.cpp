@@ -5,6 +5,8 @@
 #include "algorithms/soups/merge.h"
 #include "core/error.h"
 #include "core/h5.h"
+#include "core/checkpoint.h"
+#include "core/models/model.h"
 #include "test_util.h"
 
 namespace oodt {
@@ -71,6 +73,34 @@ TEST(Soups, MismatchedModelsAreRefusedWithNames) {
     EXPECT_NE(msg.find("'w' has shape [3, 2] against [2, 2]"), std::string::npos) << msg;
     EXPECT_NE(msg.find("'b' is missing"), std::string::npos) << msg;
     EXPECT_NE(msg.find("'c' is not in a.h5"), std::string::npos) << msg;
+  }
+}
+
+TEST(Soups, DiagonalFisherAndFisherWeightedMergeMatchReference) {
+  const h5::File f = h5::File::open(test::fixture("golden.h5"));
+  ConfigReader cfg(YAML::Load("{name: mlp, hidden: [3]}"), "model", nullptr);
+  auto model = build_model(cfg, ModelShape{{1, 2, 2}, 3});
+  Batch batch;
+  batch.inputs = f.read("/fisher/x").to(at::kFloat);
+  batch.labels = f.read("/fisher/y");
+  TensorMap theta[2], fisher[2];
+  for (int m = 0; m < 2; ++m) {
+    for (const auto& name : f.list("/fisher/theta" + std::to_string(m)))
+      theta[m][name] = f.read("/fisher/theta" + std::to_string(m) + "/" + name).to(at::kFloat);
+    load_module_state(*model, theta[m], "fixture");
+    fisher[m] = diagonal_fisher(*model, batch);
+    for (const auto& [name, t] : fisher[m]) {
+      const at::Tensor want = f.read("/fisher/fisher" + std::to_string(m) + "/" + name);
+      // float32 gradients against a float64 reference: relative tolerance.
+      EXPECT_LT(test::max_abs_diff(t, want), 1e-5 * (1.0 + want.abs().max().item<double>())) << name;
+    }
+  }
+  const double alpha = f.attr_double("/fisher", "alpha");
+  const TensorMap merged = fisher_interpolate(theta[0], theta[1], fisher[0], fisher[1], alpha);
+  for (const auto& [name, t] : merged) {
+    EXPECT_LT(test::max_abs_diff(t, f.read("/fisher/merged/" + name)), 1e-5) << name;
+    // It is not plain interpolation.
+    EXPECT_GT(test::max_abs_diff(t, interpolate(theta[0], theta[1], alpha).at(name)), 1e-4) << name;
   }
 }
 

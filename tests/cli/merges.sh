@@ -26,6 +26,15 @@ rows = [l.strip().split(",") for l in open(w + "/wise/interpolation.csv")][1:]
 assert [float(r[0]) for r in rows] == [0.0, 0.5, 1.0], rows
 print("interpolation ok")
 PY
+# The Fisher-weighted merge runs end to end, on 2 ranks, and differs from the plain one.
+run_expect 0 "$WORK/o" -- "$MPIRUN" -np 2 --oversubscribe "$OODTRAIN" interpolate \
+  --zero-shot "$WORK/zs/ckpt_000000008.h5" --finetuned "$WORK/ft/ckpt_000000008.h5" \
+  --alphas 0.5 --fisher 64 --eval "$WORK/tiny.yaml" --out "$WORK/fisher" --write-checkpoints
+"$PYTHON" -c "
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1])['model'], h5py.File(sys.argv[2])['model']
+assert any(not np.allclose(a[k][()], b[k][()]) for k in a if a[k].dtype.kind == 'f'), 'Fisher merge equals plain'
+print('fisher ok')" "$WORK/fisher/alpha_0.500.h5" "$WORK/wise/alpha_0.500.h5"
 # Checkpoints of different models are refused.
 run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" "${short[@]}" --set run.dir="$WORK/other" --set model.channels=[4,4]
 run_expect 1 "$WORK/o" -- "$OODTRAIN" interpolate --zero-shot "$WORK/zs/ckpt_000000008.h5" \

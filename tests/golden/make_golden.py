@@ -290,6 +290,38 @@ def soups(root):
         put(g, f"greedy/score_{'strict' if strict else 'geq'}", best)
 
 
+def fisher(root):
+    """Diagonal empirical Fisher (mean of squared per-example gradients of the cross-entropy)
+    of a one-hidden-layer MLP for two weight settings, and the Fisher-weighted interpolation."""
+    g = root.create_group("fisher")
+    x = torch.randn(6, 1, 2, 2)
+    y = torch.tensor([0, 1, 2, 1, 0, 2])
+    put(g, "x", x)
+    put(g, "y", y)
+    thetas, fishers = [], []
+    for m in range(2):
+        p = {"trunk.fc0.weight": torch.randn(3, 4), "trunk.fc0.bias": torch.randn(3),
+             "head.fc.weight": torch.randn(3, 3), "head.fc.bias": torch.randn(3)}
+        f = {k: torch.zeros_like(v) for k, v in p.items()}
+        for i in range(6):
+            q = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+            h = torch.relu(x[i].reshape(1, -1) @ q["trunk.fc0.weight"].T + q["trunk.fc0.bias"])
+            loss = F.cross_entropy(h @ q["head.fc.weight"].T + q["head.fc.bias"], y[i:i + 1])
+            loss.backward()
+            for k in p:
+                f[k] += q[k].grad ** 2 / 6
+        for k in p:
+            put(g, f"theta{m}/{k}", p[k])
+            put(g, f"fisher{m}/{k}", f[k])
+        thetas.append(p)
+        fishers.append(f)
+    a, eps = 0.3, 1e-8
+    for k in thetas[0]:
+        w0, w1 = (1 - a) * (fishers[0][k] + eps), a * (fishers[1][k] + eps)
+        put(g, f"merged/{k}", (w0 * thetas[0][k] + w1 * thetas[1][k]) / (w0 + w1))
+    g.attrs["alpha"] = a
+
+
 def main(path):
     with h5py.File(path, "w") as f:
         f.attrs["generator"] = "tests/golden/make_golden.py"
@@ -303,6 +335,7 @@ def main(path):
         ghost_batch_norm(f)
         ssa(f)
         soups(f)
+        fisher(f)
 
 
 if __name__ == "__main__":
