@@ -6,14 +6,7 @@
 namespace oodt {
 
 int64_t apply_ghost_batch_norm(torch::nn::Module& module, const GhostOptions& options) {
-  int64_t n = 0;
-  for (const auto& m : module.modules(/*include_self=*/true)) {
-    if (auto* bn = dynamic_cast<BatchNormImpl*>(m.get())) {
-      bn->ghost = options;
-      ++n;
-    }
-  }
-  return n;
+  return for_each_layer<BatchNormImpl>(module, [&](BatchNormImpl& bn) { bn.ghost = options; });
 }
 
 void GhostBatchNorm::run(Phase phase, State& state) {

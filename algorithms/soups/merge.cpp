@@ -126,8 +126,7 @@ TensorMap fisher_interpolate(const TensorMap& theta0, const TensorMap& theta1, c
 
 bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, int64_t batches) {
   std::vector<BatchNormImpl*> layers;
-  for (const auto& m : model.modules())
-    if (auto* bn = dynamic_cast<BatchNormImpl*>(m.get())) layers.push_back(bn);
+  for_each_layer<BatchNormImpl>(model, [&](BatchNormImpl& bn) { layers.push_back(&bn); });
   if (layers.empty()) return false;
   at::NoGradGuard no_grad;
   std::vector<double> momentum;

@@ -8,14 +8,7 @@
 namespace oodt {
 
 int64_t apply_ssa(torch::nn::Module& module, const SsaOptions& options) {
-  int64_t n = 0;
-  for (const auto& m : module.modules(/*include_self=*/true)) {
-    if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) {
-      a->ssa = options;
-      ++n;
-    }
-  }
-  return n;
+  return for_each_layer<AttentionImpl>(module, [&](AttentionImpl& a) { a.ssa = options; });
 }
 
 int64_t ssa_dense_from(int64_t total_steps, double finetune_fraction) {

@@ -53,6 +53,20 @@ struct ModelShape {
   static ModelShape for_validation(const YAML::Node& model);
 };
 
+// Calls fn(T&) on every module of type T in `module` (itself included), in registration order;
+// returns how many there were. Plugins use it to reconfigure layers in place.
+template <typename T, typename Fn>
+int64_t for_each_layer(torch::nn::Module& module, Fn&& fn) {
+  int64_t n = 0;
+  for (const auto& m : module.modules(/*include_self=*/true)) {
+    if (auto* layer = dynamic_cast<T*>(m.get())) {
+      fn(*layer);
+      ++n;
+    }
+  }
+  return n;
+}
+
 // Builds the model named by `model.name` from its options (reading and validating every key).
 std::shared_ptr<Model> build_model(ConfigReader& cfg, const ModelShape& shape);
 
