@@ -244,6 +244,7 @@ int cmd_soup(const Args& args) {
   if (method != "uniform" && method != "greedy")
     throw ConfigError("--method", concat("'", method, "' is not one of: uniform, greedy"));
   if (paths.size() < 2) throw ConfigError("--checkpoints", "a soup needs at least two candidates");
+  if (recalibrate < 1) throw ConfigError("--recalibrate-batches", "must be >= 1");
   const auto cks = load_all(paths);
   warn_on_origins(cks, paths);
   Scorer scorer(cks[0], paths[0], configs, sets);
