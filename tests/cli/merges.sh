@@ -61,4 +61,24 @@ PY
 run_expect 0 "$WORK/o" -- "$OODTRAIN" soup --method uniform --checkpoints "$WORK/zs/ckpt_000000008.h5" \
   "$WORK/ft/ckpt_000000008.h5" --val "$WORK/tiny.yaml" --out "$WORK/soup/uniform.h5"
 expect_contains "$WORK/o" "do not share a recorded origin"
+
+# Negative case: two models trained from different random inits average into a much worse one.
+for seed in 1 2; do
+  run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/init$seed" \
+    --set run.seed=$seed --set train.steps=150 --set train.eval_every=150 --set train.checkpoint_every=150 \
+    --set model.channels=[8,16]
+done
+run_expect 0 "$WORK/o" -- "$OODTRAIN" soup --method greedy --checkpoints "$WORK/init1/ckpt_000000150.h5" \
+  "$WORK/init2/ckpt_000000150.h5" --val "$WORK/tiny.yaml" --out "$WORK/soup/inits.h5"
+expect_contains "$WORK/o" "do not share a recorded origin"
+"$PYTHON" - "$WORK/soup/inits.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))["candidates"]
+own = min(x["val_acc"] for x in c)
+mixed = c[1]["soup_val_acc"]
+print(f"own accuracies {[round(x['val_acc'], 3) for x in c]}, their average {mixed:.3f}")
+assert own > 0.3, own                      # both candidates learned something
+assert mixed < own - 0.15, (mixed, own)    # the average of different inits is far worse
+assert not c[1]["kept"]
+PY
 echo "1 passed, 0 failed"
