@@ -3,10 +3,31 @@
 #include "algorithms/label_smoothing/label_smoothing.h"
 #include "algorithms/mixup/mixup.h"
 #include "algorithms/multi_sample_dropout/multi_sample_dropout.h"
+#include "algorithms/soups/candidates.h"
+#include "algorithms/soups/sparse.h"
 #include "algorithms/ssa/ssa.h"
 #include "core/registry.h"
 
 namespace oodt {
+namespace {
+
+// The merge keys shared by soup_ingredients and sparse_soup.
+CandidateMerge read_merge(ConfigReader& cfg, bool allow_none) {
+  CandidateMerge m;
+  std::vector<std::string> methods = {"uniform", "greedy"};
+  if (allow_none) methods.push_back("none");
+  const std::string method = cfg.one_of("merge", "uniform", methods);
+  m.method = method == "greedy"    ? CandidateMerge::Method::Greedy
+             : method == "uniform" ? CandidateMerge::Method::Uniform
+                                   : CandidateMerge::Method::None;
+  m.strict = cfg.get("strict", false);
+  m.recalibrate_fraction = cfg.get("recalibrate_fraction", 0.2);
+  cfg.check(m.recalibrate_fraction >= 0 && m.recalibrate_fraction <= 1, "recalibrate_fraction",
+            "must be in [0, 1] (a fraction of an epoch; 0 averages the BatchNorm statistics instead)");
+  return m;
+}
+
+}  // namespace
 
 void register_builtins(Registry& r) {
   r.add({"label_smoothing", "loss: cross-entropy against (1-s)*onehot + s/K (Szegedy et al. 2016)",
@@ -51,6 +72,30 @@ void register_builtins(Registry& r) {
            o.eval_passes = cfg.get<int64_t>("eval_passes", 8);
            cfg.check(o.eval_passes >= 1, "eval_passes", "must be >= 1");
            return std::make_unique<StochasticSubsampledAttention>(o);
+         }});
+  r.add({"soup_ingredients", "averaging: one soup candidate per group of ranks, merged into a soup at the end (Wortsman et al. 2022)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           SoupIngredientsOptions o;
+           o.group_size = cfg.get<int64_t>("group_size", 1);
+           cfg.check(o.group_size >= 1, "group_size", "must be >= 1 (ranks per candidate)");
+           o.lr_scale = cfg.get<std::vector<double>>("lr_scale", {});
+           for (double v : o.lr_scale) cfg.check(v > 0, "lr_scale", "entries must be > 0");
+           o.merge = read_merge(cfg, true);
+           return std::make_unique<SoupIngredients>(o);
+         }});
+  r.add({"sparse_soup", "averaging+step: IMP phases to sparsity s, m candidates per phase merged into a soup (Zimmer et al. 2024)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           SparseSoupOptions o;
+           o.sparsity = cfg.get("sparsity", 0.9);
+           cfg.check(o.sparsity > 0 && o.sparsity < 1, "sparsity", "must be in (0, 1)");
+           o.phases = cfg.get<int64_t>("phases", 3);
+           cfg.check(o.phases >= 1, "phases", "must be >= 1");
+           o.warmup = cfg.get("warmup", 0.1);
+           cfg.check(o.warmup >= 0 && o.warmup < 1, "warmup", "must be in [0, 1) (a fraction of each phase)");
+           o.group_size = cfg.get<int64_t>("group_size", 1);
+           cfg.check(o.group_size >= 1, "group_size", "must be >= 1 (ranks per candidate)");
+           o.merge = read_merge(cfg, false);
+           return std::make_unique<SparseSoup>(o);
          }});
 }
 

@@ -58,14 +58,20 @@ void Bucketer::apply(const std::vector<at::Tensor>& tensors, const std::function
   }
 }
 
-void broadcast_module(torch::nn::Module& module, Communicator& comm, int64_t bucket_bytes, int root) {
+void broadcast_tensors(const std::vector<at::Tensor>& tensors, Communicator& comm, int root, int64_t bucket_bytes) {
   if (comm.world_size() == 1) return;
-  std::vector<at::Tensor> tensors;
-  for (auto& p : module.parameters()) tensors.push_back(p);
-  for (auto& b : module.buffers()) tensors.push_back(b);
   Bucketer bucketer(bucket_bytes);
   bucketer.apply(tensors, [&](at::Tensor& buf) { comm.broadcast(buf, root); });
 }
+
+void broadcast_module(torch::nn::Module& module, Communicator& comm, int64_t bucket_bytes, int root) {
+  std::vector<at::Tensor> tensors;
+  for (auto& p : module.parameters()) tensors.push_back(p);
+  for (auto& b : module.buffers()) tensors.push_back(b);
+  broadcast_tensors(tensors, comm, root, bucket_bytes);
+}
+
+Communicator& AveragingStrategy::evaluation_comm(State& state) { return *state.comm; }
 
 void AveragingStrategy::setup(State& state) {
   broadcast_module(*state.model, *state.comm, 25 << 20);
@@ -83,11 +89,10 @@ void GradientAllReduce::setup(State& state) {
   broadcast_module(*state.model, *state.comm, bucket_bytes_);
 }
 
-void GradientAllReduce::average(State& state) {
-  Communicator& comm = *state.comm;
+void all_reduce_gradients(torch::nn::Module& model, Communicator& comm, Bucketer& bucketer) {
   if (comm.world_size() == 1) return;
   std::vector<at::Tensor> grads;
-  const auto params = state.model->parameters();
+  const auto params = model.parameters();
   for (auto it = params.rbegin(); it != params.rend(); ++it) {
     at::Tensor& p = const_cast<at::Tensor&>(*it);
     if (!p.requires_grad()) continue;
@@ -97,10 +102,12 @@ void GradientAllReduce::average(State& state) {
     grads.push_back(p.grad());
   }
   const double scale = 1.0 / comm.world_size();
-  bucketer_.apply(grads, [&](at::Tensor& buf) {
+  bucketer.apply(grads, [&](at::Tensor& buf) {
     comm.all_reduce(buf, ReduceOp::Sum);
     buf.mul_(scale);
   });
 }
+
+void GradientAllReduce::average(State& state) { all_reduce_gradients(*state.model, *state.comm, bucketer_); }
 
 }  // namespace oodt

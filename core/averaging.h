@@ -28,16 +28,29 @@ class AveragingStrategy {
   // PyTorch DDP does: averaging would be as good statistically, but rank 0's copy keeps a
   // resumed run bit-identical to an uninterrupted one (rank 0's buffers never change here).
   virtual void sync_buffers(State& state);
+  // The ranks that hold the model being evaluated, which share the evaluation data: all of
+  // them, unless ranks train different models.
+  virtual Communicator& evaluation_comm(State& state);
+  // Before every checkpoint, on every rank (a collective if it needs one): gathers what save()
+  // writes on rank 0, e.g. state that differs between ranks.
+  virtual void prepare_save(State&) {}
   virtual void save(TensorMap&) const {}
   virtual void load(const TensorMap&) {}
 };
 
 // Copies rank `root`'s parameters and buffers to every rank (bucketed broadcasts).
 void broadcast_module(torch::nn::Module& module, Communicator& comm, int64_t bucket_bytes, int root = 0);
+// Copies rank `root`'s tensors into every rank's (same names, shapes and dtypes everywhere).
+void broadcast_tensors(const std::vector<at::Tensor>& tensors, Communicator& comm, int root,
+                       int64_t bucket_bytes = 25 << 20);
 
 // Groups tensors into flat buckets of at most `bucket_bytes` (a tensor larger than that gets a
 // bucket of its own), keeping order and never mixing dtypes or devices; each bucket is copied
 // into one buffer, handed to `reduce`, and copied back.
+class Bucketer;
+// Mean of the model's gradients over `comm`, bucketed in reverse parameter order.
+void all_reduce_gradients(torch::nn::Module& model, Communicator& comm, Bucketer& bucketer);
+
 class Bucketer {
  public:
   explicit Bucketer(int64_t bucket_bytes) : bucket_bytes_(bucket_bytes) {}

@@ -11,6 +11,8 @@
 
 #include "core/error.h"
 #include "core/h5.h"
+#include "core/comm.h"
+#include "core/models/model.h"
 
 namespace oodt {
 namespace fs = std::filesystem;
@@ -139,6 +141,21 @@ void load_module_state(torch::nn::Module& module, const TensorMap& state, const 
   }
   at::NoGradGuard no_grad;
   for (auto& [name, t] : own) t.copy_(state.at(name));
+}
+
+const char* git_revision();  // generated at build time (cmake/OodtVersion.cmake)
+
+Checkpoint weights_checkpoint(const State& state, const std::string& origin) {
+  Checkpoint ck;
+  ck.step = state.step;
+  ck.epoch = state.epoch;
+  ck.world_size = state.comm ? state.comm->world_size() : 1;
+  ck.seed = static_cast<int64_t>(state.seed);
+  ck.config = state.config;
+  ck.git_revision = git_revision();
+  ck.init_from = origin.empty() ? state.init_from : origin;
+  ck.model = module_state(*state.model);
+  return ck;
 }
 
 }  // namespace oodt

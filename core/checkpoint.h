@@ -40,6 +40,10 @@ std::string checkpoint_name(int64_t step);
 // Checkpoints in `dir`, newest (highest step) first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
 
+// The current weights with the run's metadata and no optimizer or plugin state: what plugins
+// export mid-run (soup candidates). `origin` goes to init_from (default: the run's).
+Checkpoint weights_checkpoint(const State& state, const std::string& origin = "");
+
 // Copies `state` into `module`'s parameters and buffers; every name must be present with the
 // same shape (DataError listing the first mismatches otherwise).
 void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source);

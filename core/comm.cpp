@@ -37,6 +37,7 @@ class LocalCommunicator final : public Communicator {
   }
   void barrier() override {}
   [[noreturn]] void abort(int code) override { std::_Exit(code); }
+  std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<LocalCommunicator>(); }
 };
 
 MPI_Datatype mpi_type(const at::Tensor& t) {
@@ -72,17 +73,36 @@ void mpi_check(int rc, const char* call) {
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator() {
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &world_);
+  // Takes ownership of `comm` unless it is MPI_COMM_WORLD.
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &world_);
     // Errors come back as codes, so they become exceptions with a message.
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm local;
-    mpi_check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
+    mpi_check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
               "MPI_Comm_split_type");
     MPI_Comm_rank(local, &local_rank_);
     MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (comm_ != MPI_COMM_WORLD && !finalized) MPI_Comm_free(&comm_);
+  }
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    MPI_Comm sub;
+    mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
+    int size = 1;
+    MPI_Comm_size(sub, &size);
+    if (size == 1) {
+      MPI_Comm_free(&sub);
+      return make_local_communicator();
+    }
+    return std::make_unique<MpiCommunicator>(sub);
   }
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
@@ -93,14 +113,14 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(at::Tensor& t, ReduceOp op) override {
     record("all_reduce", t);
     staged(t, [&](at::Tensor& h) {
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, h.data_ptr(), count(h), mpi_type(h), mpi_op(op), MPI_COMM_WORLD),
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, h.data_ptr(), count(h), mpi_type(h), mpi_op(op), comm_),
                 "MPI_Allreduce");
     });
   }
   void broadcast(at::Tensor& t, int root) override {
     record("broadcast", t);
     staged(t, [&](at::Tensor& h) {
-      mpi_check(MPI_Bcast(h.data_ptr(), count(h), mpi_type(h), root, MPI_COMM_WORLD), "MPI_Bcast");
+      mpi_check(MPI_Bcast(h.data_ptr(), count(h), mpi_type(h), root, comm_), "MPI_Bcast");
     });
   }
   at::Tensor all_gather(const at::Tensor& t) override {
@@ -110,13 +130,13 @@ class MpiCommunicator final : public Communicator {
     for (auto s : src.sizes()) shape.push_back(s);
     at::Tensor out = at::empty(shape, src.options());
     mpi_check(MPI_Allgather(src.data_ptr(), count(src), mpi_type(src), out.data_ptr(), count(src), mpi_type(src),
-                            MPI_COMM_WORLD),
+                            comm_),
               "MPI_Allgather");
     return out.to(t.device());
   }
-  void barrier() override { mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  void barrier() override { mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
   [[noreturn]] void abort(int code) override {
-    MPI_Abort(MPI_COMM_WORLD, code);
+    MPI_Abort(MPI_COMM_WORLD, code);  // the whole job, whichever group failed
     std::_Exit(code);
   }
 
@@ -138,6 +158,7 @@ class MpiCommunicator final : public Communicator {
     op(host);
     t.copy_(host);
   }
+  MPI_Comm comm_;
   int rank_ = 0, world_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 
@@ -167,7 +188,7 @@ std::unique_ptr<Communicator> make_communicator() {
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   if (world == 1) return make_local_communicator();
-  return std::make_unique<MpiCommunicator>();
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
 }
 
 }  // namespace oodt

@@ -38,6 +38,9 @@ class Communicator {
   virtual void barrier() = 0;
   // Ends the whole job (every rank) with `code`. Used when one rank fails mid-run.
   [[noreturn]] virtual void abort(int code) = 0;
+  // A communicator over the ranks that pass the same `color` (a collective of this one),
+  // ordered by `key` and then by rank. Used for groups of ranks that train one model each.
+  virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
 
   // Convenience reductions of scalars (one collective each).
   double all_reduce_scalar(double v, ReduceOp op = ReduceOp::Sum);

@@ -33,8 +33,13 @@ class DataSource {
   // This rank's training batch for global step `step`. A pure function of (seed, step, rank,
   // world size): resuming at any step replays exactly the same samples.
   virtual Batch train_batch(int64_t step) = 0;
-  // The epoch that step `step` belongs to.
+  // The epoch that step `step` belongs to, and the steps an epoch takes.
   virtual int64_t epoch_of(int64_t step) const = 0;
+  virtual int64_t steps_per_epoch() const = 0;
+  // Re-deals the training stream and the evaluation shares: this process becomes `rank` of
+  // `world` with sample order `seed`. Plugins that train several models at once (one soup
+  // candidate per group of ranks) give each group the whole dataset this way.
+  virtual void reshard(uint64_t seed, int rank, int world) = 0;
 
   virtual std::vector<EvalSplit> eval_splits() const = 0;
   // Calls `fn` on this rank's share of a split, in batches of at most `batch_size`. Shares of

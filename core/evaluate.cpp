@@ -7,6 +7,22 @@
 
 namespace oodt {
 
+EvalSummary summarize(const std::vector<SplitMetrics>& metrics, const std::vector<DomainInfo>& domains) {
+  double val = 0, nv = 0, held = 0, conf = 0, ece = 0, nh = 0;
+  for (const auto& m : metrics) {
+    const auto n = static_cast<double>(m.count);
+    if (domains[static_cast<size_t>(m.domain)].held_out) {
+      held += m.accuracy * n, conf += m.confidence * n, ece += m.ece * n, nh += n;
+    } else if (m.part == "out") {
+      val += m.accuracy * n, nv += n;
+    }
+  }
+  EvalSummary s{NAN, NAN, NAN, NAN};
+  if (nv > 0) s.val_acc = val / nv;
+  if (nh > 0) s.heldout_acc = held / nh, s.heldout_conf = conf / nh, s.heldout_ece = ece / nh;
+  return s;
+}
+
 void MetricSums::add(const at::Tensor& logits_in, const at::Tensor& labels_in) {
   const at::Tensor logits = logits_in.to(at::kCPU, at::kFloat);
   const at::Tensor labels = labels_in.to(at::kCPU);

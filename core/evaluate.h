@@ -37,6 +37,13 @@ struct MetricSums {
 // sum_b (n_b / n) |accuracy_b - confidence_b|.
 double expected_calibration_error(const at::Tensor& logits, const at::Tensor& labels);
 
+// Count-weighted summaries of an evaluation: validation = the training domains' out splits
+// (what model selection may look at); held-out = both splits of the held-out domains.
+struct EvalSummary {
+  double val_acc, heldout_acc, heldout_conf, heldout_ece;  // NaN when there is no such split
+};
+EvalSummary summarize(const std::vector<SplitMetrics>& metrics, const std::vector<DomainInfo>& domains);
+
 std::vector<SplitMetrics> evaluate(Model& model, DataSource& data, Communicator& comm, int64_t batch_size,
                                    const at::Device& device);
 

@@ -86,6 +86,11 @@ void Optimizer::step(double lr) {
   }
 }
 
+void Optimizer::reset_state() {
+  steps_ = 0;
+  for (Slot& s : slots_) s.buf1 = s.buf2 = at::Tensor();
+}
+
 TensorMap Optimizer::state_dict() const {
   TensorMap out;
   out["step"] = at::full({1}, steps_, at::kLong);

@@ -36,6 +36,10 @@ class Optimizer {
   // One update of every parameter that has a gradient, with learning rate `lr`.
   void step(double lr);
 
+  // Forgets momentum and moment estimates and the step count (a fresh start on the same
+  // parameters, e.g. after pruning).
+  void reset_state();
+
   const OptimOptions& options() const { return options_; }
   int64_t steps() const { return steps_; }
   // State as named tensors: `<param>.momentum_buffer`, `<param>.exp_avg`, `<param>.exp_avg_sq`,

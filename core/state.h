@@ -9,6 +9,7 @@
 namespace oodt {
 
 class Communicator;
+class DataSource;
 class Model;
 class Optimizer;
 
@@ -32,11 +33,16 @@ struct State {
   Model* model = nullptr;
   Optimizer* optimizer = nullptr;
   Communicator* comm = nullptr;
+  DataSource* data = nullptr;  // for plugins that evaluate or recalibrate between steps
   at::Device device = at::kCPU;
   int64_t num_classes = 0;
   int64_t max_steps = 0;  // total optimizer steps of the run
   int64_t batch_size = 0; // training samples per rank per step
+  int64_t eval_batch_size = 512;
   uint64_t seed = 0;
+  std::string run_dir;    // where the run writes (plugins may add files of their own)
+  std::string config;     // the resolved YAML, recorded in every checkpoint
+  std::string init_from;  // the checkpoint the weights started from, if any
 
   // Progress. `step` counts completed optimizer steps; during a step it is that step's index.
   int64_t step = 0;

@@ -78,10 +78,14 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   state_.model = model_.get();
   state_.optimizer = optimizer_.get();
   state_.comm = &comm_;
+  state_.data = data_.get();
+  state_.run_dir = options_.run_dir;
+  state_.config = config_;
   state_.device = device;
   state_.num_classes = data_->num_classes();
   state_.max_steps = options_.steps;
   state_.batch_size = data_->batch_size();
+  state_.eval_batch_size = options_.eval_batch_size;
   state_.seed = static_cast<uint64_t>(options_.seed);
 }
 
@@ -91,6 +95,7 @@ void Trainer::init_weights(const std::string& checkpoint) {
   Checkpoint ck = read_checkpoint(checkpoint);
   load_module_state(*model_, ck.model, checkpoint);
   init_from_ = fs::absolute(checkpoint).string();
+  state_.init_from = init_from_;
 }
 
 void Trainer::resume(const std::string& checkpoint) {
@@ -109,6 +114,7 @@ void Trainer::resume(const std::string& checkpoint) {
   state_.step = ck.step;
   state_.epoch = ck.epoch;
   init_from_ = ck.init_from;
+  state_.init_from = init_from_;
   last_checkpoint_step_ = ck.step;
   if (ck.config != config_ && is_root())
     std::cerr << "oodtrain: warning: the resolved config differs from the one stored in " << checkpoint
@@ -223,7 +229,7 @@ void Trainer::progress(bool force) {
 std::vector<SplitMetrics> Trainer::run_evaluation() {
   averaging_->sync_buffers(state_);
   std::vector<SplitMetrics> metrics =
-      evaluate(*model_, *data_, comm_, options_.eval_batch_size, state_.device);
+      evaluate(*model_, *data_, averaging_->evaluation_comm(state_), options_.eval_batch_size, state_.device);
   state_.metrics.clear();
   engine_->run(Phase::Evaluation, state_);
   log_metrics(metrics);
@@ -289,16 +295,11 @@ void Trainer::log_metrics(const std::vector<SplitMetrics>& metrics) {
   js << "}\n";
   std::ofstream(fs::path(options_.run_dir) / "metrics.jsonl", std::ios::app) << js.str();
 
-  double held = 0, held_n = 0, val = 0, val_n = 0;
-  for (const auto& m : metrics) {
-    if (domains[m.domain].held_out) held += m.accuracy * m.count, held_n += m.count;
-    else if (m.part == "out") val += m.accuracy * m.count, val_n += m.count;
-  }
   if (!options_.verbose) return;
+  const EvalSummary sum = summarize(metrics, domains);
   if (::isatty(STDOUT_FILENO) && std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr) std::printf("\n");
   std::printf("eval step %lld  train_loss %.4f  val acc %.4f  held-out acc %.4f  %.0f samples/s\n",
-              static_cast<long long>(state_.step), train_loss, val_n ? val / val_n : NAN,
-              held_n ? held / held_n : NAN, throughput);
+              static_cast<long long>(state_.step), train_loss, sum.val_acc, sum.heldout_acc, throughput);
   std::fflush(stdout);
 }
 
@@ -324,6 +325,7 @@ void Trainer::print_table(const std::vector<SplitMetrics>& metrics) const {
 void Trainer::save_checkpoint() {
   averaging_->sync_buffers(state_);
   engine_->run(Phase::Checkpoint, state_);
+  averaging_->prepare_save(state_);
   Checkpoint ck;
   ck.step = state_.step;
   ck.epoch = state_.epoch;

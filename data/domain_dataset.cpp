@@ -118,15 +118,10 @@ DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank
   if (options.batch_size < static_cast<int64_t>(train_domains_.size()))
     throw ConfigError("data.batch_size", concat("must be at least the number of training domains (",
                                              train_domains_.size(), ") for balanced batches"));
-  int64_t per_epoch = 0;
-  for (int64_t d : train_domains_) {
-    const auto len = static_cast<int64_t>(in_rows_[static_cast<size_t>(d)].size());
-    if (len == 0) throw DataError(concat(p, ": training domain '", names[d], "' has no samples in its in split"));
-    shard_len_.push_back((len + world - 1) / world);
-    per_epoch += shard_len_.back();
-  }
-  steps_per_epoch_ = std::max<int64_t>(1, (per_epoch + options.batch_size - 1) / options.batch_size);
-  shard_cache_.assign(train_domains_.size(), {-1, {}});
+  for (int64_t d : train_domains_)
+    if (in_rows_[static_cast<size_t>(d)].empty())
+      throw DataError(concat(p, ": training domain '", names[d], "' has no samples in its in split"));
+  plan_shards();
   images_ = file_.open_dataset("/images", static_cast<size_t>(options.cache_mb) << 20);
 }
 
@@ -143,6 +138,24 @@ int64_t DomainDataset::position_of(size_t d, int64_t step) const {
   int64_t pos = step * base + (step / D) * rem;
   for (int64_t t = (step / D) * D; t < step; ++t) pos += ((t + static_cast<int64_t>(d)) % D) < rem ? 1 : 0;
   return pos;
+}
+
+void DomainDataset::plan_shards() {
+  shard_len_.clear();
+  int64_t per_epoch = 0;
+  for (int64_t d : train_domains_) {
+    const auto len = static_cast<int64_t>(in_rows_[static_cast<size_t>(d)].size());
+    shard_len_.push_back((len + world_ - 1) / world_);
+    per_epoch += shard_len_.back();
+  }
+  steps_per_epoch_ = std::max<int64_t>(1, (per_epoch + options_.batch_size - 1) / options_.batch_size);
+  shard_cache_.assign(train_domains_.size(), {-1, {}});
+}
+
+void DomainDataset::reshard(uint64_t seed, int rank, int world) {
+  OODT_CHECK(world >= 1 && rank >= 0 && rank < world, "reshard: rank ", rank, " of ", world);
+  seed_ = seed, rank_ = rank, world_ = world;
+  plan_shards();
 }
 
 const std::vector<int64_t>& DomainDataset::shard(size_t d, int64_t epoch) {

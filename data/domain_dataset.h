@@ -55,6 +55,8 @@ class DomainDataset final : public DataSource {
   int64_t batch_size() const override { return options_.batch_size; }
   Batch train_batch(int64_t step) override;
   int64_t epoch_of(int64_t step) const override;
+  int64_t steps_per_epoch() const override { return steps_per_epoch_; }
+  void reshard(uint64_t seed, int rank, int world) override;
   std::vector<EvalSplit> eval_splits() const override;
   void for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
                            const std::function<void(const Batch&)>& fn) override;
@@ -70,6 +72,7 @@ class DomainDataset final : public DataSource {
  private:
   int64_t position_of(size_t d, int64_t step) const;  // samples of domain d taken before `step`
   const std::vector<int64_t>& shard(size_t d, int64_t epoch);
+  void plan_shards();
 
   DataOptions options_;
   uint64_t seed_;

@@ -64,6 +64,13 @@ Batch TextDataset::train_batch(int64_t step) {
   return read(rows);
 }
 
+void TextDataset::reshard(uint64_t seed, int rank, int world) {
+  OODT_CHECK(world >= 1 && rank >= 0 && rank < world, "reshard: rank ", rank, " of ", world);
+  seed_ = seed, rank_ = rank, world_ = world;
+  shard_len_ = (static_cast<int64_t>(in_.size()) + world - 1) / world;
+  cached_epoch_ = -1;
+}
+
 int64_t TextDataset::epoch_of(int64_t step) const { return step * options_.batch_size / shard_len_; }
 
 std::vector<EvalSplit> TextDataset::eval_splits() const { return {EvalSplit{0, "in"}, EvalSplit{0, "out"}}; }

@@ -5,6 +5,7 @@
 // are split into in/out parts and sharded per epoch exactly like domain samples; the whole file
 // is one domain named after it. Labels are flattened to [B * seq_len], matching the model's
 // [B * seq_len, 256] output, so accuracy and loss are per byte.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,6 +25,10 @@ class TextDataset final : public DataSource {
   int64_t batch_size() const override { return options_.batch_size; }
   Batch train_batch(int64_t step) override;
   int64_t epoch_of(int64_t step) const override;
+  int64_t steps_per_epoch() const override {
+    return std::max<int64_t>(1, (shard_len_ + options_.batch_size - 1) / options_.batch_size);
+  }
+  void reshard(uint64_t seed, int rank, int world) override;
   std::vector<EvalSplit> eval_splits() const override;
   void for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
                            const std::function<void(const Batch&)>& fn) override;

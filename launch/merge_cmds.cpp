@@ -42,32 +42,14 @@ struct Scorer {
     model = build_model(model_cfg, ModelShape{data->input_shape(), data->num_classes()});
   }
 
-  struct Scores {
-    double val_acc = NAN;   // training domains' out splits
-    double ood_acc = NAN;   // held-out domains
-    double ood_conf = NAN;  // mean max-probability on held-out domains
-    double ood_ece = NAN;
-  };
-  Scores scores(const TensorMap& weights) {
+  EvalSummary scores(const TensorMap& weights) {
     load_module_state(*model, weights, "merged weights");
-    const auto metrics = evaluate(*model, *data, *comm, batch, at::kCPU);
-    double val = 0, nv = 0, ood = 0, conf = 0, ece = 0, no = 0;
-    for (const auto& m : metrics) {
-      if (data->domains()[m.domain].held_out) {
-        ood += m.accuracy * m.count, conf += m.confidence * m.count, ece += m.ece * m.count, no += m.count;
-      } else if (m.part == "out") {
-        val += m.accuracy * m.count, nv += m.count;
-      }
-    }
-    Scores s;
-    if (nv > 0) s.val_acc = val / nv;
-    if (no > 0) s.ood_acc = ood / no, s.ood_conf = conf / no, s.ood_ece = ece / no;
-    return s;
+    return summarize(evaluate(*model, *data, *comm, batch, at::kCPU), data->domains());
   }
   // Validation and held-out accuracy.
   std::pair<double, double> score(const TensorMap& weights) {
-    const Scores s = scores(weights);
-    return {s.val_acc, s.ood_acc};
+    const EvalSummary s = scores(weights);
+    return {s.val_acc, s.heldout_acc};
   }
 
   bool root() const { return comm->rank() == 0; }
@@ -195,11 +177,11 @@ int cmd_interpolate(const Args& args) {
                                                : interpolate(cks[0].model, cks[1].model, a);
     const auto s = scorer.scores(theta);
     id.push_back(s.val_acc);
-    ood.push_back(s.ood_acc);
-    conf.push_back(s.ood_conf);
-    ece.push_back(s.ood_ece);
+    ood.push_back(s.heldout_acc);
+    conf.push_back(s.heldout_conf);
+    ece.push_back(s.heldout_ece);
     if (!scorer.root()) continue;
-    std::printf("%8.3f %10.4f %10.4f %10.4f %10.4f\n", a, s.val_acc, s.ood_acc, s.ood_conf, s.ood_ece);
+    std::printf("%8.3f %10.4f %10.4f %10.4f %10.4f\n", a, s.val_acc, s.heldout_acc, s.heldout_conf, s.heldout_ece);
     if (vm.count("write-checkpoints")) {
       Checkpoint ck = cks[1];
       ck.model = theta;

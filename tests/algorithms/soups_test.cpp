@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "algorithms/soups/merge.h"
+#include "algorithms/soups/sparse.h"
 #include "core/error.h"
 #include "core/h5.h"
 #include "core/checkpoint.h"
@@ -111,6 +112,54 @@ TEST(Soups, AlphaSpecs) {
   EXPECT_EQ(parse_alphas("0,0.5,1"), (std::vector<double>{0, 0.5, 1}));
   EXPECT_THROW(parse_alphas("0:1"), ConfigError);
   EXPECT_THROW(parse_alphas("x"), ConfigError);
+}
+
+// Three IMP phases against torch.nn.utils.prune.global_unstructured (L1Unstructured), the
+// weights perturbed between phases: the same entries are masked, and each phase removes
+// round(p * remaining) of what is left, with p = 1 - (1 - s)^(1/T).
+TEST(SparseSoup, GlobalMagnitudePruningMatchesTorchPrune) {
+  const h5::File f = h5::File::open(test::fixture("golden.h5"));
+  const double s = f.attr_double("/pruning", "sparsity");
+  const auto T = static_cast<int64_t>(f.attr_double("/pruning", "phases"));
+  const double p = phase_prune_amount(s, T);
+  EXPECT_NEAR(p, 1 - std::pow(1 - s, 1.0 / static_cast<double>(T)), 1e-15);
+  std::vector<at::Tensor> masks = {at::ones({3, 2, 3, 3}), at::ones({5, 12})};
+  int64_t kept = 54 + 60;
+  for (int64_t t = 0; t < T; ++t) {
+    const std::string g = "/pruning/phase" + std::to_string(t) + "/";
+    const std::vector<at::Tensor> weights = {f.read(g + "conv").to(at::kFloat), f.read(g + "linear").to(at::kFloat)};
+    const int64_t pruned = global_magnitude_prune(weights, masks, p);
+    const at::Tensor want_conv = f.read(g + "conv_mask").to(at::kFloat), want_lin = f.read(g + "linear_mask").to(at::kFloat);
+    EXPECT_TRUE(masks[0].equal(want_conv)) << "phase " << t;
+    EXPECT_TRUE(masks[1].equal(want_lin)) << "phase " << t;
+    const int64_t left = (want_conv.sum() + want_lin.sum()).item<int64_t>();
+    EXPECT_EQ(pruned, kept - left) << "phase " << t;
+    kept = left;
+  }
+  EXPECT_NEAR(static_cast<double>(kept) / 114.0, 1 - s, 0.01);
+}
+
+TEST(SparseSoup, PruningNothingOrEverythingLeft) {
+  std::vector<at::Tensor> masks = {at::ones({2, 2})};
+  EXPECT_EQ(global_magnitude_prune({at::ones({2, 2})}, masks, 0.0), 0);
+  EXPECT_EQ(masks[0].sum().item<double>(), 4.0);
+  masks[0].zero_();
+  EXPECT_EQ(global_magnitude_prune({at::ones({2, 2})}, masks, 0.5), 0);  // nothing left to prune
+}
+
+TEST(SparseSoup, RetrainingScheduleWarmsUpThenDecaysToZero) {
+  const h5::File f = h5::File::open(test::fixture("golden.h5"));
+  const at::Tensor want = f.read("/pruning/schedule");
+  for (int64_t i = 0; i < want.size(0); ++i)
+    EXPECT_NEAR(phase_learning_rate(0.1, i, want.size(0), 0.2), want[i].item<double>(), 1e-12) << i;
+}
+
+TEST(SparseSoup, PrunesConvAndLinearWeightsOnly) {
+  ConfigReader cfg(YAML::Load("{name: cnn, channels: [4, 8]}"), "model", nullptr);
+  auto model = build_model(cfg, ModelShape{{1, 8, 8}, 3});
+  std::vector<std::string> names;
+  for (const auto& [name, w] : prunable_weights(*model)) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"trunk.block0.conv.weight", "trunk.block1.conv.weight", "head.fc.weight"}));
 }
 
 }  // namespace

@@ -61,6 +61,26 @@ TEST(Optim, StateRoundTripContinuesIdentically) {
   EXPECT_TRUE(at::equal(a, b));
 }
 
+TEST(Optim, ResetStateIsAFreshOptimizerOnTheSameParameters) {
+  OptimOptions o;  // sgd with momentum
+  auto make = [] { return at::arange(4, at::kFloat).set_requires_grad(true); };
+  at::Tensor a = make(), b = make();
+  Optimizer oa({{"w", a}}, o), ob({{"w", b}}, o);
+  for (int i = 0; i < 3; ++i) {
+    a.mutable_grad() = at::ones({4});
+    oa.step(0.1);
+  }
+  oa.reset_state();
+  EXPECT_EQ(oa.steps(), 0);
+  EXPECT_EQ(oa.state_dict().size(), 1u);  // only the step counter
+  b.detach().copy_(a.detach());
+  a.mutable_grad() = at::full({4}, 2.0f);
+  b.mutable_grad() = at::full({4}, 2.0f);
+  oa.step(0.1);
+  ob.step(0.1);
+  EXPECT_TRUE(at::equal(a, b));
+}
+
 TEST(Schedule, MatchesTorchLrSchedulers) {
   const h5::File f = h5::File::open(test::fixture("golden.h5"));
   const double base = f.attr_double("/schedule", "base");

@@ -40,6 +40,23 @@ TEST(Collectives, AllReduceBroadcastGatherClosedForm) {
   EXPECT_FALSE(g_comm->any(false));
 }
 
+TEST(Collectives, SplitGivesEachGroupItsOwnCollectives) {
+  const int w = g_comm->world_size(), r = g_comm->rank();
+  // One group per rank: sums stay local.
+  auto alone = g_comm->split(r, r);
+  EXPECT_EQ(alone->world_size(), 1);
+  at::Tensor t = at::full({2}, r + 1.0f);
+  alone->all_reduce(t);
+  EXPECT_TRUE(at::equal(t, at::full({2}, r + 1.0f)));
+  // One group of everyone, ordered by descending rank: rank 0 of the group is the last rank.
+  auto all = g_comm->split(0, w - 1 - r);
+  EXPECT_EQ(all->world_size(), w);
+  EXPECT_EQ(all->rank(), w - 1 - r);
+  at::Tensor b = at::full({1}, static_cast<double>(r), at::kDouble);
+  all->broadcast(b, 0);
+  EXPECT_EQ(b.item<double>(), w - 1.0);
+}
+
 TEST(Collectives, BucketedMeanMatchesPerTensorMean) {
   const int w = g_comm->world_size(), r = g_comm->rank();
   std::vector<at::Tensor> ts = {at::full({100}, r + 1.0f), at::full({7, 3}, 2.0f * r), at::full({1}, -1.0f * r),
@@ -86,6 +103,8 @@ class SliceData final : public DataSource {
     return b;
   }
   int64_t epoch_of(int64_t step) const override { return step / 10; }
+  int64_t steps_per_epoch() const override { return 10; }
+  void reshard(uint64_t, int rank, int world) override { rank_ = rank, world_ = world; }
   std::vector<EvalSplit> eval_splits() const override { return {EvalSplit{0, "in"}}; }
   void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>& fn) override {
     fn(train_batch(0));

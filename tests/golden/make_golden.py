@@ -322,6 +322,31 @@ def fisher(root):
     g.attrs["alpha"] = a
 
 
+def pruning(root):
+    """Global magnitude pruning over three IMP phases with torch.nn.utils.prune.global_unstructured
+    (L1Unstructured) on a conv and a linear weight, the weights perturbed between phases as
+    retraining would; and the retraining schedule (linear warm-up, then linear decay to 0)."""
+    import torch.nn.utils.prune as prune
+    g = root.create_group("pruning")
+    conv, lin = torch.nn.Conv2d(2, 3, 3).float(), torch.nn.Linear(12, 5).float()
+    sparsity, phases = 0.8, 3
+    amount = 1 - (1 - sparsity) ** (1 / phases)
+    g.attrs["sparsity"], g.attrs["phases"] = sparsity, phases
+    params = [(conv, "weight"), (lin, "weight")]
+    for t in range(phases):
+        put(g, f"phase{t}/conv", conv.weight.detach())
+        put(g, f"phase{t}/linear", lin.weight.detach())
+        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+        put(g, f"phase{t}/conv_mask", conv.weight_mask)
+        put(g, f"phase{t}/linear_mask", lin.weight_mask)
+        with torch.no_grad():
+            conv.weight_orig.add_(0.3 * torch.randn_like(conv.weight_orig))
+            lin.weight_orig.add_(0.3 * torch.randn_like(lin.weight_orig))
+    # Schedule of a 10-step phase with 20% warm-up at max lr 0.1.
+    steps, warm, lr = 10, 2, 0.1
+    put(g, "schedule", [lr * (i + 1) / warm if i < warm else lr * (steps - i) / (steps - warm) for i in range(steps)])
+
+
 def main(path):
     with h5py.File(path, "w") as f:
         f.attrs["generator"] = "tests/golden/make_golden.py"
@@ -336,6 +361,7 @@ def main(path):
         ssa(f)
         soups(f)
         fisher(f)
+        pruning(f)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+#pragma once
+// Soup candidates trained in parallel: the ranks are split into G = world / group_size groups
+// of consecutive ranks, and group g trains candidate g from the same starting weights with its
+// own data order and random stream (and optionally its own learning-rate scale). Gradients are
+// averaged within a group only; at the end the candidates are merged, a uniform soup being one
+// all-reduce mean over all ranks (Wortsman et al. 2022; algorithms.md section 4).
+//
+// CandidateGroups is the averaging strategy that does this; the soup_ingredients plugin
+// (below) and the sparse_soup plugin (algorithms/soups/sparse.h) own it.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "algorithms/soups/merge.h"
+#include "core/algorithm.h"
+#include "core/averaging.h"
+
+namespace oodt {
+
+class CandidateGroups final : public AveragingStrategy {
+ public:
+  // `key` names the config key (`algorithms.<plugin>.group_size`) in errors.
+  CandidateGroups(int64_t group_size, int64_t bucket_bytes, std::string key);
+  std::string name() const override { return "candidate_groups"; }
+
+  // Splits the ranks into groups and gives each group the whole dataset in its own order; a
+  // fresh run broadcasts rank 0's weights to every rank (one shared start), a resumed one
+  // restores each group's candidate from the checkpoint.
+  void setup(State& state) override;
+  // Mean of gradients within the group.
+  void average(State& state) override;
+  // Within the group (over every rank once merged).
+  void sync_buffers(State& state) override;
+  Communicator& evaluation_comm(State& state) override { return active(state); }
+  // Copies candidates 1..G-1 (weights and optimizer state) to rank 0 for the checkpoint.
+  void prepare_save(State& state) override;
+  void save(TensorMap& out) const override;
+  void load(const TensorMap& in) override;
+
+  int64_t candidates() const { return candidates_; }
+  int64_t candidate() const { return candidate_; }
+  bool merged() const { return merged_; }
+  Communicator& group() { return *group_; }
+
+  // Collective: every candidate's weights and buffers on every rank, index = candidate.
+  std::vector<TensorMap> all_models(State& state);
+  // Collective: every rank now holds one model (after a merge); evaluation and buffers go
+  // over all ranks and the data is dealt over all ranks again.
+  void set_merged(State& state);
+  // Collective: groups train their own candidates again (from whatever weights they hold).
+  void set_split(State& state);
+
+ private:
+  Communicator& active(State& state) { return merged_ ? *state.comm : *group_; }
+  void reshard(State& state);
+
+  int64_t group_size_;
+  int64_t bucket_bytes_;
+  std::string key_;
+  Bucketer bucketer_;
+  std::unique_ptr<Communicator> group_;
+  int64_t candidates_ = 1, candidate_ = 0;
+  bool merged_ = false;
+  TensorMap gathered_;  // rank 0, after prepare_save: candidate_<g>.{model,optimizer}.<name>
+  TensorMap pending_;   // from load(), applied by setup()
+};
+
+struct CandidateMerge {
+  enum class Method { None, Uniform, Greedy } method = Method::Uniform;
+  bool strict = false;               // greedy: accept only strict improvements
+  double recalibrate_fraction = 0.2; // of an epoch of training data; 0: average BN statistics
+};
+
+// What a merge did, for reports.
+struct CandidateMergeReport {
+  std::vector<double> individual;  // [candidate] validation accuracy (greedy only)
+  std::vector<size_t> kept;        // candidates in the soup
+  GreedySoup greedy;               // the greedy trace (greedy only)
+};
+
+// Collective: merges the groups' candidates into one model on every rank and recalibrates
+// BatchNorm statistics on `recalibrate_fraction` of the training data. Greedy scores every
+// soup on the validation splits (the training domains' out splits, never a held-out domain).
+CandidateMergeReport merge_candidates(State& state, CandidateGroups& groups, const CandidateMerge& options);
+
+// Training batches per rank that make up `fraction` of an epoch (at least 1; 0 for 0).
+int64_t recalibration_batches(const State& state, double fraction);
+
+struct SoupIngredientsOptions {
+  int64_t group_size = 1;          // ranks per candidate
+  std::vector<double> lr_scale;    // per candidate (empty: 1 for all)
+  CandidateMerge merge;
+};
+
+// The plugin: trains one candidate per group; at the last step evaluates every candidate,
+// writes each as run_dir/candidate_<g>.h5 (inputs for `oodtrain soup`) and merges them, so the
+// run's final evaluation and checkpoint are the soup's.
+class SoupIngredients final : public Algorithm {
+ public:
+  explicit SoupIngredients(SoupIngredientsOptions o) : o_(std::move(o)) {}
+  PhaseSet hooks() const override {
+    return phases({Phase::FitStart, Phase::BeforeOptimizerStep, Phase::AfterOptimizerStep});
+  }
+  void run(Phase phase, State& state) override;
+  bool owns_averaging() const override { return true; }
+  std::unique_ptr<AveragingStrategy> make_averaging() override;
+  std::vector<std::string> claims() const override { return {"learning_rate"}; }
+
+ private:
+  void finish(State& state);
+  SoupIngredientsOptions o_;
+  int64_t bucket_bytes_ = 25 << 20;
+  CandidateGroups* groups_ = nullptr;  // owned by the trainer
+};
+
+// Evaluates each group's candidate on its group, writes run_dir/candidate_<g>.h5 (recording
+// `step` and `origin`) from each group's first rank and returns [candidate] (validation,
+// held-out) accuracy on every rank.
+std::vector<std::pair<double, double>> export_candidates(State& state, CandidateGroups& groups,
+                                                         const std::string& origin, int64_t step);
+
+}  // namespace oodt
