@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+"""The pretrain -> fine-tune experiment behind docs/results.md for model soups, WiSE-FT, BANG and
+sparse model soups, on Rotated Fashion-MNIST, for several seeds:
+
+  1. theta_0: the quickstart CNN trained on rotations 30-75 (bench/experiments/soups_pretrain.yaml);
+  2. fine-tuned on rot_0 alone, plain and with BANG's recipe (mixup + label smoothing)
+     (bench/experiments/soups_finetune.yaml, configs/algorithms/bang_finetune.yaml);
+  3. WiSE-FT: `oodtrain interpolate` of theta_0 with each, alpha = 0, 0.1, ..., 1;
+  4. soups: 4 candidates fine-tuned in parallel (one per rank, each with its own data order; at
+     lr x 0.5/1/2/4, or all at the same lr), merged greedily in the run; the uniform soup of the
+     same candidates by `oodtrain soup`;
+  5. sparse soups on the pre-training task from theta_0: 90% sparsity in 3 IMP phases, with
+     m = 1 (plain IMP), 2 and 4 candidates per phase.
+"ID" is rot_0's validation split (the fine-tuning target); "OOD" is every other rotation.
+
+  scripts/soup_experiments.py --seeds 0 1 2 --out runs/soup_exp
+
+Finished steps are skipped when rerun. Writes OUT/summary.md and OUT/wise_ft.svg.
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = os.path.join(ROOT, "configs/quickstart.yaml")
+PRE = os.path.join(ROOT, "bench/experiments/soups_pretrain.yaml")
+FT = os.path.join(ROOT, "bench/experiments/soups_finetune.yaml")
+BANG = os.path.join(ROOT, "configs/algorithms/bang_finetune.yaml")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+
+def oodtrain(binary, ranks, args, log, done):
+    """Runs one command unless `done` exists; output goes to `log`."""
+    if os.path.exists(done):
+        return
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    cmd = (["mpirun", "-np", str(ranks), "--oversubscribe"] if ranks > 1 else []) + [binary] + args
+    t0 = time.time()
+    with open(log, "w") as f:
+        subprocess.run(cmd, check=True, env=ENV, stdout=f, stderr=subprocess.STDOUT)
+    print(f"  {time.time() - t0:5.0f} s  {' '.join(args[:1])} -> {os.path.dirname(log)}", file=sys.stderr)
+
+
+def final_metrics(run_dir):
+    """Validation (training domains' out splits) and held-out accuracy of the last evaluation."""
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        last = json.loads(f.readlines()[-1])
+    val = held = 0.0
+    nv = nh = 0
+    for d in last["domains"].values():
+        for split in ("in", "out"):
+            m = d[split]
+            if d["held_out"]:
+                held, nh = held + m["acc"] * m["n"], nh + m["n"]
+            elif split == "out":
+                val, nv = val + m["acc"] * m["n"], nv + m["n"]
+    return {"val": val / nv, "ood": held / nh, "sparsity": last.get("plugins", {}).get("sparsity", 0.0)}
+
+
+def one_seed(binary, seed, out):
+    d = os.path.join(out, f"seed{seed}")
+    r = {}
+    train = lambda *c: sum([["-c", x] for x in c], ["train"])
+    # 1. theta_0
+    pre = os.path.join(d, "pretrain")
+    oodtrain(binary, 2, train(QUICK, PRE) + ["--set", f"run.dir={pre}", "--set", f"run.seed={seed}"],
+             os.path.join(pre, "log.txt"), os.path.join(pre, "ckpt_000001500.h5"))
+    theta0 = os.path.join(pre, "ckpt_000001500.h5")
+    r["dense"] = final_metrics(pre)
+    # 2. fine-tuning, plain and BANG
+    for name, cfgs in (("ft", (QUICK, FT)), ("bang", (QUICK, BANG, FT))):
+        run = os.path.join(d, name)
+        oodtrain(binary, 2, train(*cfgs) + ["--set", f"run.dir={run}", "--set", f"run.seed={seed}", "--init-from", theta0],
+                 os.path.join(run, "log.txt"), os.path.join(run, "ckpt_000000500.h5"))
+        # 3. WiSE-FT curve
+        wise = os.path.join(d, f"wise_{name}")
+        oodtrain(binary, 2, ["interpolate", "--zero-shot", theta0, "--finetuned", os.path.join(run, "ckpt_000000500.h5"),
+                             "--alphas", "0:1:0.1", "-c", QUICK, "-c", FT, "--out", wise],
+                 os.path.join(wise, "log.txt"), os.path.join(wise, "interpolation.csv"))
+        with open(os.path.join(wise, "interpolation.csv")) as f:
+            r[f"wise_{name}"] = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    # 4. soups: 4 candidates in parallel, greedy in the run, uniform afterwards; candidates that
+    #    differ in learning rate (and data order), or in data order and random stream only
+    for variant, scales in (("soup", "[0.5, 1, 2, 4]"), ("soup_seeds", "[]")):
+        soup = os.path.join(d, variant)
+        algo = f"algorithms=[{{soup_ingredients: {{lr_scale: {scales}, merge: greedy}}}}]"
+        oodtrain(binary, 4, train(QUICK, FT) + ["--set", f"run.dir={soup}", "--set", f"run.seed={seed}", "--set", algo,
+                                                "--init-from", theta0],
+                 os.path.join(soup, "log.txt"), os.path.join(soup, "candidates.json"))
+        cands = json.load(open(os.path.join(soup, "candidates.json")))["candidates"]
+        oodtrain(binary, 2, ["soup", "--method", "uniform", "--checkpoints"] +
+                 sorted(glob.glob(os.path.join(soup, "candidate_*.h5"))) + ["-c", QUICK, "-c", FT, "--out",
+                                                                           os.path.join(soup, "uniform.h5")],
+                 os.path.join(soup, "uniform_log.txt"), os.path.join(soup, "uniform.json"))
+        uni = json.load(open(os.path.join(soup, "uniform.json")))
+        best = max(cands, key=lambda c: c["val_acc"])
+        r[variant] = {"best": {"val": best["val_acc"], "ood": best["heldout_acc"]},
+                      "mean": {"val": statistics.mean(c["val_acc"] for c in cands),
+                               "ood": statistics.mean(c["heldout_acc"] for c in cands)},
+                      "uniform": {"val": uni["val_acc"], "ood": uni["heldout_acc"]},
+                      "greedy": final_metrics(soup), "kept": sum(c["kept"] for c in cands)}
+    # 5. sparse soups on the pre-training task
+    for name, ranks in (("imp", 1), ("sms2", 2), ("sms4", 4)):
+        run = os.path.join(d, name)
+        oodtrain(binary, ranks, train(QUICK, PRE) + [
+            "--set", f"run.dir={run}", "--set", f"run.seed={seed}", "--init-from", theta0,
+            "--set", "algorithms=[{sparse_soup: {sparsity: 0.9, phases: 3, merge: uniform}}]",
+            "--set", "train.steps=600", "--set", "train.eval_every=600", "--set", "train.checkpoint_every=600",
+            "--set", "train.threads=1"], os.path.join(run, "log.txt"), os.path.join(run, "ckpt_000000600.h5"))
+        r[name] = final_metrics(run)
+    return r
+
+
+def ms(values):
+    values = list(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
+def svg_curves(results, path):
+    """ID and OOD accuracy against alpha, mean over seeds, for plain and BANG fine-tuning."""
+    W, H, L, B, R, T = 560, 360, 60, 50, 150, 20
+    alphas = [row["alpha"] for row in results[0]["wise_ft"]]
+    series = []
+    for name, colour in (("ft", "#1f77b4"), ("bang", "#d62728")):
+        for key, dash in (("id_acc", ""), ("ood_acc", "6,4")):
+            ys = [statistics.mean(r[f"wise_{name}"][i][key] for r in results) for i in range(len(alphas))]
+            label = ("WiSE-FT" if name == "ft" else "BANG") + (" ID" if key == "id_acc" else " OOD")
+            series.append((label, colour, dash, ys))
+    lo = min(min(s[3]) for s in series) - 0.02
+    hi = max(max(s[3]) for s in series) + 0.02
+    x = lambda a: L + (W - L - R) * a
+    y = lambda v: T + (H - T - B) * (hi - v) / (hi - lo)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{H}" fill="white"/>',
+           f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
+           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>']
+    for i in range(6):
+        a = i / 5
+        out.append(f'<text x="{x(a)}" y="{H - B + 16}" text-anchor="middle">{a:.1f}</text>')
+    for i in range(6):
+        v = lo + (hi - lo) * i / 5
+        out.append(f'<text x="{L - 6}" y="{y(v) + 4}" text-anchor="end">{v:.2f}</text>')
+        out.append(f'<line x1="{L}" y1="{y(v)}" x2="{W - R}" y2="{y(v)}" stroke="#ddd"/>')
+    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">alpha (0: theta_0, 1: fine-tuned)</text>')
+    out.append(f'<text x="14" y="{(T + H - B) / 2}" transform="rotate(-90 14 {(T + H - B) / 2})" '
+               f'text-anchor="middle">accuracy</text>')
+    for k, (label, colour, dash, ys) in enumerate(series):
+        pts = " ".join(f"{x(a):.1f},{y(v):.1f}" for a, v in zip(alphas, ys))
+        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>')
+        ly = T + 14 + 18 * k
+        out.append(f'<line x1="{W - R + 10}" y1="{ly - 4}" x2="{W - R + 34}" y2="{ly - 4}" stroke="{colour}" '
+                   f'stroke-width="2" stroke-dasharray="{dash}"/>')
+        out.append(f'<text x="{W - R + 40}" y="{ly}">{label}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--out", default="runs/soup_exp")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build/launch/oodtrain"))
+    args = ap.parse_args()
+    results = []
+    for seed in args.seeds:
+        print(f"seed {seed}", file=sys.stderr)
+        results.append(one_seed(args.binary, seed, args.out))
+    lines = [f"seeds {args.seeds}; mean ± std over seeds", ""]
+    for variant, title in (("soup", "candidates at lr x 0.5, 1, 2, 4"), ("soup_seeds", "candidates at equal lr")):
+        lines += [f"Soups, {title} (fine-tuned on rot_0; ID = rot_0 validation, OOD = rot_15..rot_75):", "",
+                  "| model | ID acc | OOD acc |", "|---|---|---|"]
+        for key, label in (("mean", "mean individual"), ("best", "best individual (by ID val)"),
+                           ("uniform", "uniform soup"), ("greedy", "greedy soup")):
+            lines.append(f"| {label} | {ms(r[variant][key]['val'] for r in results)} | "
+                         f"{ms(r[variant][key]['ood'] for r in results)} |")
+        lines.append(f"\ngreedy soup kept {[r[variant]['kept'] for r in results]} of 4 candidates\n")
+    lines += ["WiSE-FT (mean over seeds):", "",
+              "| alpha | ID plain | OOD plain | OOD conf plain | ID BANG | OOD BANG | OOD conf BANG |",
+              "|---|---|---|---|---|---|---|"]
+    for i, row in enumerate(results[0]["wise_ft"]):
+        m = lambda name, k: statistics.mean(r[f"wise_{name}"][i][k] for r in results)
+        lines.append(f"| {row['alpha']:.1f} | {m('ft', 'id_acc'):.4f} | {m('ft', 'ood_acc'):.4f} | "
+                     f"{m('ft', 'ood_confidence'):.4f} | {m('bang', 'id_acc'):.4f} | {m('bang', 'ood_acc'):.4f} | "
+                     f"{m('bang', 'ood_confidence'):.4f} |")
+    lines += ["", "| endpoint | ID acc | OOD acc | OOD conf | OOD ECE |", "|---|---|---|---|---|"]
+    for name, idx, label in (("ft", 0, "theta_0"), ("ft", 10, "plain fine-tune (alpha 1)"),
+                             ("bang", 10, "BANG fine-tune (alpha 1)"), ("ft", 5, "WiSE-FT alpha 0.5"),
+                             ("bang", 5, "BANG merge alpha 0.5")):
+        cell = lambda k: ms(r[f"wise_{name}"][idx][k] for r in results)
+        lines.append(f"| {label} | {cell('id_acc')} | {cell('ood_acc')} | {cell('ood_confidence')} | {cell('ood_ece')} |")
+    lines += ["", "Sparse soups (pre-training task; val = rotations 30-75, held-out = rot_0, rot_15):", "",
+              "| model | sparsity | val acc | held-out acc |", "|---|---|---|---|"]
+    for key, label in (("dense", "dense theta_0"), ("imp", "IMP, m = 1"), ("sms2", "SMS, m = 2"), ("sms4", "SMS, m = 4")):
+        lines.append(f"| {label} | {statistics.mean(r[key]['sparsity'] for r in results):.4f} | "
+                     f"{ms(r[key]['val'] for r in results)} | {ms(r[key]['ood'] for r in results)} |")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    svg_curves(results, os.path.join(args.out, "wise_ft.svg"))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
