@@ -1,4 +1,5 @@
 // The one place plugins are registered (see core/registry.h for why it is explicit).
+#include "algorithms/fedspeed/fedspeed.h"
 #include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
 #include "algorithms/label_smoothing/label_smoothing.h"
 #include "algorithms/mixup/mixup.h"
@@ -25,6 +26,26 @@ CandidateMerge read_merge(ConfigReader& cfg, bool allow_none) {
   cfg.check(m.recalibrate_fraction >= 0 && m.recalibrate_fraction <= 1, "recalibrate_fraction",
             "must be in [0, 1] (a fraction of an epoch; 0 averages the BatchNorm statistics instead)");
   return m;
+}
+
+// The keys FedSpeed and FedAvg share.
+FedSpeedOptions read_federated(ConfigReader& cfg) {
+  FedSpeedOptions o;
+  o.clients = cfg.get<int64_t>("clients", 4);
+  cfg.check(o.clients >= 1, "clients", "must be >= 1");
+  o.participation = cfg.get("participation", 1.0);
+  cfg.check(o.participation > 0 && o.participation <= 1, "participation", "must be in (0, 1]");
+  o.local_steps = cfg.get<int64_t>("local_steps", 50);
+  cfg.check(o.local_steps >= 1, "local_steps", "must be >= 1");
+  o.max_norm = cfg.get("max_norm", 10.0);
+  cfg.check(o.max_norm >= 0, "max_norm", "must be >= 0 (0: no clipping)");
+  o.lr_decay = cfg.get("lr_decay", 0.998);
+  cfg.check(o.lr_decay > 0 && o.lr_decay <= 1, "lr_decay", "must be in (0, 1]");
+  const std::string split = cfg.one_of("split", "dirichlet", {"dirichlet", "domain", "iid"});
+  o.split = split == "domain" ? ClientSplit::Domain : split == "iid" ? ClientSplit::Iid : ClientSplit::Dirichlet;
+  o.dirichlet_alpha = cfg.get("dirichlet_alpha", 0.6);
+  cfg.check(o.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0");
+  return o;
 }
 
 }  // namespace
@@ -96,6 +117,22 @@ void register_builtins(Registry& r) {
            cfg.check(o.group_size >= 1, "group_size", "must be >= 1 (ranks per candidate)");
            o.merge = read_merge(cfg, false);
            return std::make_unique<SparseSoup>(o);
+         }});
+  r.add({"fedspeed", "averaging+step+data: federated clients, K local steps, prox-correction, perturbed gradient (Sun et al. 2023)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           FedSpeedOptions o = read_federated(cfg);
+           o.rho = cfg.get("rho", 0.1);
+           cfg.check(o.rho >= 0, "rho", "must be >= 0");
+           o.lamb = cfg.get("lamb", 0.1);
+           cfg.check(o.lamb >= 0, "lamb", "must be >= 0 (the prox-correction coefficient c)");
+           return std::make_unique<FedSpeed>(o);
+         }});
+  r.add({"fedavg", "averaging+data: federated clients, K local steps, then the mean of their weights (McMahan et al. 2017)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           FedSpeedOptions o = read_federated(cfg);
+           o.rho = 0;   // FedSpeed without perturbation
+           o.lamb = 0;  // and without correction or dual variable
+           return std::make_unique<FedSpeed>(o);
          }});
 }
 

@@ -7,6 +7,8 @@
 //              error at start-up, before step 1);
 //   owns_averaging()/make_averaging()  replace the per-step gradient all-reduce with another
 //              way of reconciling ranks (an implicit claim on "averaging");
+//   provides_batches()/train_batch()  deal the training data itself (federated clients): the
+//              trainer then takes every step's batch from it (an implicit claim on "batches");
 //   save()/load()     its own state, stored in checkpoints under /plugins/<name>/.
 // Plugins talk to other ranks only through state.comm. Extra forward/backward passes a plugin
 // runs never synchronise: averaging happens only in the averaging phase.
@@ -33,6 +35,9 @@ class Algorithm {
   virtual std::vector<std::string> claims() const { return {}; }
   virtual bool owns_averaging() const { return false; }
   virtual std::unique_ptr<AveragingStrategy> make_averaging() { return nullptr; }
+  // Called at the start of every step, before any phase, when provides_batches().
+  virtual bool provides_batches() const { return false; }
+  virtual Batch train_batch(State&) { return {}; }
 
   virtual void save(TensorMap&) const {}
   virtual void load(const TensorMap&) {}

@@ -1,5 +1,7 @@
 #include "core/averaging.h"
 
+#include <cstring>
+
 #include "core/comm.h"
 #include "core/error.h"
 #include "core/models/model.h"
@@ -69,6 +71,68 @@ void broadcast_module(torch::nn::Module& module, Communicator& comm, int64_t buc
   for (auto& p : module.parameters()) tensors.push_back(p);
   for (auto& b : module.buffers()) tensors.push_back(b);
   broadcast_tensors(tensors, comm, root, bucket_bytes);
+}
+
+namespace {
+
+template <typename T>
+void put(std::vector<uint8_t>& out, const T& v) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+template <typename T>
+T take(const uint8_t*& p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  p += sizeof(T);
+  return v;
+}
+
+}  // namespace
+
+std::vector<TensorMap> all_gather_maps(Communicator& comm, const TensorMap& mine) {
+  // Serialised as: count, then per entry name length, name, dtype, rank, sizes, raw bytes.
+  std::vector<uint8_t> bytes;
+  put<int64_t>(bytes, static_cast<int64_t>(mine.size()));
+  for (const auto& [name, t] : mine) {
+    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    put<int64_t>(bytes, static_cast<int64_t>(name.size()));
+    bytes.insert(bytes.end(), name.begin(), name.end());
+    put<int32_t>(bytes, static_cast<int32_t>(c.scalar_type()));
+    put<int64_t>(bytes, c.dim());
+    for (int64_t d : c.sizes()) put<int64_t>(bytes, d);
+    const auto* data = static_cast<const uint8_t*>(c.data_ptr());
+    bytes.insert(bytes.end(), data, data + c.numel() * static_cast<int64_t>(c.element_size()));
+  }
+  const at::Tensor sizes = comm.all_gather(at::full({1}, static_cast<int64_t>(bytes.size()), at::kLong));
+  const int64_t longest = sizes.max().item<int64_t>();
+  at::Tensor buf = at::zeros({longest}, at::kByte);
+  std::memcpy(buf.data_ptr(), bytes.data(), bytes.size());
+  const at::Tensor all = comm.all_gather(buf);
+  std::vector<TensorMap> out;
+  for (int64_t r = 0; r < comm.world_size(); ++r) {
+    const at::Tensor row = all[r].contiguous();
+    const uint8_t* p = row.data_ptr<uint8_t>();
+    TensorMap m;
+    const auto count = take<int64_t>(p);
+    for (int64_t i = 0; i < count; ++i) {
+      const auto len = take<int64_t>(p);
+      std::string name(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
+      p += len;
+      const auto type = static_cast<at::ScalarType>(take<int32_t>(p));
+      const auto dim = take<int64_t>(p);
+      std::vector<int64_t> shape;
+      for (int64_t d = 0; d < dim; ++d) shape.push_back(take<int64_t>(p));
+      at::Tensor t = at::empty(shape, at::TensorOptions().dtype(type));
+      const auto n = static_cast<size_t>(t.numel() * static_cast<int64_t>(t.element_size()));
+      std::memcpy(t.data_ptr(), p, n);
+      p += n;
+      m[name] = t;
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 Communicator& AveragingStrategy::evaluation_comm(State& state) { return *state.comm; }

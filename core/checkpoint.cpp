@@ -122,6 +122,13 @@ TensorMap module_state(const torch::nn::Module& module) {
   return m;
 }
 
+TensorMap with_prefix(const TensorMap& m, const std::string& prefix) {
+  TensorMap out;
+  for (auto it = m.lower_bound(prefix); it != m.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+    out[it->first.substr(prefix.size())] = it->second;
+  return out;
+}
+
 void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source) {
   TensorMap own = module_state(module);
   std::vector<std::string> problems;

@@ -49,4 +49,8 @@ Checkpoint weights_checkpoint(const State& state, const std::string& origin = ""
 void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source);
 TensorMap module_state(const torch::nn::Module& module);
 
+// Entries of `m` whose names start with `prefix`, the prefix removed (namespaced state inside
+// one TensorMap, e.g. `rank1.` or `candidate_2.model.`).
+TensorMap with_prefix(const TensorMap& m, const std::string& prefix);
+
 }  // namespace oodt

@@ -21,6 +21,13 @@ struct EvalSplit {
   std::string part;  // "in" | "out"
 };
 
+// Every training sample (the training domains' `in` splits) in a fixed order, by label and
+// domain: what a plugin that deals the training data itself (federated clients) partitions.
+struct TrainPool {
+  std::vector<int64_t> labels, domains;
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+};
+
 class DataSource {
  public:
   virtual ~DataSource() = default;
@@ -40,6 +47,11 @@ class DataSource {
   // `world` with sample order `seed`. Plugins that train several models at once (one soup
   // candidate per group of ranks) give each group the whole dataset this way.
   virtual void reshard(uint64_t seed, int rank, int world) = 0;
+
+  // The training pool and a reader for positions in it (any order, repeats allowed). Sources
+  // that cannot offer one say so.
+  virtual const TrainPool& train_pool();
+  virtual Batch read_pool(const std::vector<int64_t>& positions);
 
   virtual std::vector<EvalSplit> eval_splits() const = 0;
   // Calls `fn` on this rank's share of a split, in batches of at most `batch_size`. Shares of

@@ -48,6 +48,7 @@ Engine::Engine(std::vector<std::unique_ptr<Algorithm>> algorithms) : algorithms_
   for (const auto& a : algorithms_) {
     std::vector<std::string> claims = a->claims();
     if (a->owns_averaging()) claims.push_back("averaging");
+    if (a->provides_batches()) claims.push_back("batches");
     for (const auto& claim : claims) {
       auto [it, fresh] = owner.emplace(claim, a->name());
       if (!fresh)
@@ -67,6 +68,12 @@ void Engine::run(Phase phase, State& state) {
   } else {
     for (auto& a : algorithms_) call(*a);
   }
+}
+
+Algorithm* Engine::batch_provider() const {
+  for (const auto& a : algorithms_)
+    if (a->provides_batches()) return a.get();  // at most one: a claim
+  return nullptr;
 }
 
 std::unique_ptr<AveragingStrategy> Engine::take_averaging(std::unique_ptr<AveragingStrategy> fallback) {

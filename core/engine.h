@@ -20,6 +20,9 @@ class Engine {
   // The averaging strategy owned by a plugin, or `fallback` when none claims averaging.
   std::unique_ptr<AveragingStrategy> take_averaging(std::unique_ptr<AveragingStrategy> fallback);
 
+  // The plugin that deals training batches, or nullptr (the data source deals them).
+  Algorithm* batch_provider() const;
+
   const std::vector<std::unique_ptr<Algorithm>>& algorithms() const { return algorithms_; }
   // The resolved order per phase, one line each ("before_forward: mixup, ...").
   std::string describe_order() const;

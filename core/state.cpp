@@ -1,5 +1,6 @@
 #include "core/state.h"
 
+#include "core/data_source.h"
 #include "core/error.h"
 
 namespace oodt {
@@ -22,6 +23,14 @@ at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch) {
     return -(batch.soft_targets * logp).sum(1).mean();
   }
   return at::nll_loss(logp, batch.labels);
+}
+
+const TrainPool& DataSource::train_pool() {
+  throw ConfigError("data", "this data source has no training pool to deal to clients");
+}
+
+Batch DataSource::read_pool(const std::vector<int64_t>&) {
+  throw ConfigError("data", "this data source has no training pool to deal to clients");
 }
 
 }  // namespace oodt

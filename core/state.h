@@ -39,6 +39,7 @@ struct State {
   int64_t max_steps = 0;  // total optimizer steps of the run
   int64_t batch_size = 0; // training samples per rank per step
   int64_t eval_batch_size = 512;
+  int64_t eval_every = 0;  // steps between evaluations (0: only at the end)
   uint64_t seed = 0;
   std::string run_dir;    // where the run writes (plugins may add files of their own)
   std::string config;     // the resolved YAML, recorded in every checkpoint

@@ -75,6 +75,10 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   optimizer_ = std::make_unique<Optimizer>(model_->named_state(), options_.optim);
   const auto bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
   averaging_ = engine_->take_averaging(std::make_unique<GradientAllReduce>(bucket_bytes));
+  if (Algorithm* dealer = engine_->batch_provider())
+    next_batch_ = [dealer](State& s) { return dealer->train_batch(s); };
+  else
+    next_batch_ = [this](State& s) { return data_->train_batch(s.step); };
   state_.model = model_.get();
   state_.optimizer = optimizer_.get();
   state_.comm = &comm_;
@@ -86,6 +90,7 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   state_.max_steps = options_.steps;
   state_.batch_size = data_->batch_size();
   state_.eval_batch_size = options_.eval_batch_size;
+  state_.eval_every = options_.eval_every;
   state_.seed = static_cast<uint64_t>(options_.seed);
 }
 
@@ -174,7 +179,7 @@ void Trainer::train_step() {
   State& s = state_;
   // Every random draw of a step derives from (seed, rank, step): resuming replays it exactly.
   at::manual_seed(mix_seed(s.seed, 0x5eed, static_cast<uint64_t>(comm_.rank()), static_cast<uint64_t>(s.step)));
-  s.batch = data_->train_batch(s.step).to(s.device);
+  s.batch = next_batch_(s).to(s.device);
   s.lr = learning_rate(options_.schedule, options_.optim.lr, s.step, options_.steps);
   model_->train();
   optimizer_->zero_grad();

@@ -3,6 +3,7 @@
 // averaging strategy, never as branches here.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,6 +87,7 @@ class Trainer {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<AveragingStrategy> averaging_;
+  std::function<Batch(State&)> next_batch_;  // the data source's, or a plugin's
   Communicator& comm_;
   std::string config_;
   std::string init_from_;

@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "core/seed.h"
-#include "data/random.h"
+#include "core/random.h"
 #include "data/text_dataset.h"
 
 namespace oodt {
@@ -213,6 +213,29 @@ void DomainDataset::for_each_eval_batch(const EvalSplit& split, int64_t batch_si
     const size_t j = std::min(mine.size(), i + static_cast<size_t>(batch_size));
     fn(read(std::vector<int64_t>(mine.begin() + static_cast<std::ptrdiff_t>(i), mine.begin() + static_cast<std::ptrdiff_t>(j))));
   }
+}
+
+const TrainPool& DomainDataset::train_pool() {
+  if (pool_rows_.empty()) {
+    for (int64_t d : train_domains_)
+      for (int64_t row : in_rows_[static_cast<size_t>(d)]) {
+        pool_rows_.push_back(row);
+        pool_.labels.push_back(labels_[static_cast<size_t>(row)]);
+        pool_.domains.push_back(d);
+      }
+  }
+  return pool_;
+}
+
+Batch DomainDataset::read_pool(const std::vector<int64_t>& positions) {
+  train_pool();
+  std::vector<int64_t> rows;
+  rows.reserve(positions.size());
+  for (int64_t p : positions) {
+    OODT_CHECK(p >= 0 && p < static_cast<int64_t>(pool_rows_.size()), "read_pool: position ", p, " of ", pool_rows_.size());
+    rows.push_back(pool_rows_[static_cast<size_t>(p)]);
+  }
+  return read(rows);
 }
 
 Batch DomainDataset::read(const std::vector<int64_t>& rows) {

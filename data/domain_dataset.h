@@ -57,6 +57,8 @@ class DomainDataset final : public DataSource {
   int64_t epoch_of(int64_t step) const override;
   int64_t steps_per_epoch() const override { return steps_per_epoch_; }
   void reshard(uint64_t seed, int rank, int world) override;
+  const TrainPool& train_pool() override;
+  Batch read_pool(const std::vector<int64_t>& positions) override;
   std::vector<EvalSplit> eval_splits() const override;
   void for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
                            const std::function<void(const Batch&)>& fn) override;
@@ -88,6 +90,8 @@ class DomainDataset final : public DataSource {
   std::vector<int64_t> shard_len_;                      // [train domain] per-rank items per epoch
   std::vector<std::pair<int64_t, std::vector<int64_t>>> shard_cache_;  // [train domain] (epoch, shard)
   int64_t steps_per_epoch_ = 1;
+  TrainPool pool_;                 // built on first use
+  std::vector<int64_t> pool_rows_; // [pool position] -> file row
 };
 
 }  // namespace oodt

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/h5.h"
-#include "data/random.h"
+#include "core/random.h"
 
 namespace oodt {
 namespace fs = std::filesystem;

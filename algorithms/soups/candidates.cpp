@@ -21,14 +21,6 @@ namespace {
 
 std::string candidate_prefix(int64_t g, const char* part) { return concat("candidate_", g, ".", part, "."); }
 
-// Entries of `m` under `prefix`, with the prefix removed.
-TensorMap with_prefix(const TensorMap& m, const std::string& prefix) {
-  TensorMap out;
-  for (auto it = m.lower_bound(prefix); it != m.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
-    out[it->first.substr(prefix.size())] = it->second;
-  return out;
-}
-
 TensorMap cloned(const TensorMap& m) {
   TensorMap out;
   for (const auto& [k, v] : m) out[k] = v.detach().clone();

@@ -347,6 +347,75 @@ def pruning(root):
     put(g, "schedule", [lr * (i + 1) / warm if i < warm else lr * (steps - i) / (steps - warm) for i in range(steps)])
 
 
+def fedspeed(root):
+    """FedSpeed as the reference code (woodenchild95/FL-Simulator) runs it, written out plainly:
+    two clients (one per domain, each batch the client's whole data), K local steps of
+    ESAM-perturbed gradient + prox-correction c (h_i - w0), clipped, SGD with weight decay wd + c;
+    h_i += w_K - w0; server w = mean w_K + mean h; lr decayed per round. Case "fedavg": rho = 0,
+    c = 0 (no correction and no h), with clipping active."""
+    g = root.create_group("fedspeed")
+    x = torch.randn(6, 1, 2, 2)
+    y = torch.tensor([0, 1, 2, 2, 1, 0])
+    put(g, "x", x)
+    put(g, "y", y)
+    put(g, "domains", [0, 0, 0, 1, 1, 1])
+    w_init = {"trunk.fc0.weight": torch.randn(4, 4), "trunk.fc0.bias": torch.randn(4),
+              "head.fc.weight": torch.randn(3, 4), "head.fc.bias": torch.randn(3)}
+    for k, v in w_init.items():
+        put(g, "init/" + k, v)
+    names = list(w_init)
+
+    def loss_of(p, xs, ys):
+        hidden = torch.relu(xs.reshape(len(xs), -1) @ p["trunk.fc0.weight"].T + p["trunk.fc0.bias"])
+        return F.cross_entropy(hidden @ p["head.fc.weight"].T + p["head.fc.bias"], ys)
+
+    def grads(p, xs, ys):
+        q = {k: v.detach().clone().requires_grad_(True) for k, v in p.items()}
+        gs = torch.autograd.grad(loss_of(q, xs, ys), [q[k] for k in names])
+        return dict(zip(names, gs))
+
+    def run(rho, lamb, wd, lr, decay, max_norm, K, rounds):
+        clients = [(x[:3], y[:3]), (x[3:], y[3:])]
+        h = [{k: torch.zeros_like(v) for k, v in w_init.items()} for _ in clients]
+        w = {k: v.clone() for k, v in w_init.items()}
+        clipped = 0
+        for t in range(rounds):
+            lr_t = lr * decay ** t
+            finals = []
+            for i, (xs, ys) in enumerate(clients):
+                p = {k: v.clone() for k, v in w.items()}
+                for _ in range(K):
+                    g1 = grads(p, xs, ys)
+                    if rho > 0:
+                        norm = torch.sqrt(sum((v ** 2).sum() for v in g1.values()))
+                        g2 = grads({k: p[k] + rho * g1[k] / (norm + 1e-7) for k in names}, xs, ys)
+                    else:
+                        g2 = g1
+                    total = {k: g2[k] + lamb * (h[i][k] - w[k]) for k in names}
+                    tn = torch.sqrt(sum((v ** 2).sum() for v in total.values()))
+                    coef = max_norm / (tn + 1e-6)
+                    if coef < 1:
+                        total = {k: v * coef for k, v in total.items()}
+                        clipped += 1
+                    p = {k: p[k] - lr_t * (total[k] + (wd + lamb) * p[k]) for k in names}
+                finals.append(p)
+                if lamb > 0:
+                    h[i] = {k: h[i][k] + (p[k] - w[k]) for k in names}
+            w = {k: sum(f[k] for f in finals) / len(finals) for k in names}
+            if lamb > 0:
+                w = {k: w[k] + sum(hh[k] for hh in h) / len(h) for k in names}
+        return w, clipped
+
+    cases = {"fedspeed": dict(rho=0.1, lamb=0.1, max_norm=10.0), "fedavg": dict(rho=0.0, lamb=0.0, max_norm=0.5)}
+    for name, c in cases.items():
+        w, clipped = run(wd=1e-3, lr=0.1, decay=0.998, K=2, rounds=2, **c)
+        assert (clipped > 0) == (name == "fedavg"), (name, clipped)  # clipping exercised in one case
+        for k, v in w.items():
+            put(g, f"{name}/{k}", v)
+        for k, v in c.items():
+            g[name].attrs[k] = v
+
+
 def main(path):
     with h5py.File(path, "w") as f:
         f.attrs["generator"] = "tests/golden/make_golden.py"
@@ -362,6 +431,7 @@ def main(path):
         soups(f)
         fisher(f)
         pruning(f)
+        fedspeed(f)
 
 
 if __name__ == "__main__":
