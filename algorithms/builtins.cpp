@@ -1,5 +1,6 @@
 // The one place plugins are registered (see core/registry.h for why it is explicit).
 #include "algorithms/fedspeed/fedspeed.h"
+#include "algorithms/gaqat/gaqat.h"
 #include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
 #include "algorithms/label_smoothing/label_smoothing.h"
 #include "algorithms/mixup/mixup.h"
@@ -45,6 +46,15 @@ FedSpeedOptions read_federated(ConfigReader& cfg) {
   o.split = split == "domain" ? ClientSplit::Domain : split == "iid" ? ClientSplit::Iid : ClientSplit::Dirichlet;
   o.dirichlet_alpha = cfg.get("dirichlet_alpha", 0.6);
   cfg.check(o.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0");
+  return o;
+}
+
+SagmOptions read_sagm(ConfigReader& cfg) {
+  SagmOptions o;
+  o.rho = cfg.get("rho", 0.05);
+  cfg.check(o.rho >= 0, "rho", "must be >= 0");
+  o.alpha = cfg.get("alpha", 0.001);
+  cfg.check(o.alpha >= 0, "alpha", "must be >= 0");
   return o;
 }
 
@@ -133,6 +143,34 @@ void register_builtins(Registry& r) {
            o.rho = 0;   // FedSpeed without perturbation
            o.lamb = 0;  // and without correction or dual variable
            return std::make_unique<FedSpeed>(o);
+         }});
+  r.add({"lsq", "model: LSQ fake quantization of conv/linear weights and inputs with learned steps (Esser et al. 2020)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           LsqOptions o;
+           o.weight_bits = cfg.get<int64_t>("weight_bits", 4);
+           cfg.check(o.weight_bits >= 2 && o.weight_bits <= 16, "weight_bits", "must be in [2, 16]");
+           o.input_bits = cfg.get<int64_t>("input_bits", 4);
+           cfg.check(o.input_bits >= 2 && o.input_bits <= 16, "input_bits", "must be in [2, 16]");
+           o.first_last_bits = cfg.get<int64_t>("first_last_bits", 8);
+           cfg.check(o.first_last_bits == 0 || (o.first_last_bits >= 2 && o.first_last_bits <= 16), "first_last_bits",
+                     "must be 0 (as the others) or in [2, 16]");
+           return std::make_unique<Lsq>(o);
+         }});
+  r.add({"sagm", "backward: SAGM flatness term, a second pass at w + (rho/|g| - alpha) g (Wang et al. 2023)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> { return std::make_unique<Sagm>(read_sagm(cfg)); }});
+  r.add({"gaqat", "backward: SAGM plus scale-gradient conflict tracking and freezing of quantizer steps (arXiv 2412.05551)",
+         [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           GaqatOptions o;
+           o.sagm = read_sagm(cfg);
+           o.window = cfg.get<int64_t>("window", 10);
+           cfg.check(o.window >= 2, "window", "must be >= 2");
+           o.interval = cfg.get<int64_t>("interval", 10);
+           cfg.check(o.interval >= 1, "interval", "must be >= 1");
+           o.tau = cfg.get("tau", 0.3);
+           cfg.check(o.tau >= 0 && o.tau <= 1, "tau", "must be in [0, 1]");
+           o.freeze_all = cfg.one_of("freeze_target", "task", {"task", "all"}) == "all";
+           o.reevaluate = cfg.one_of("unfreeze", "never", {"never", "reevaluate"}) == "reevaluate";
+           return std::make_unique<Gaqat>(o);
          }});
 }
 

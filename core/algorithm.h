@@ -1,5 +1,7 @@
 #pragma once
 // The algorithm plugin interface. A plugin overrides only what it needs:
+//   prepare_model()  once, when the trainer is built and before the optimizer exists: the
+//              place for model surgery that adds parameters (quantizer steps);
 //   hooks()    the phases it runs in (fixed);
 //   active()   whether it runs now (e.g. only during the first 90% of steps);
 //   run()      what it does in a phase;
@@ -28,6 +30,7 @@ class Algorithm {
   const std::string& name() const { return name_; }
   void set_name(std::string n) { name_ = std::move(n); }
 
+  virtual void prepare_model(Model&) {}
   virtual PhaseSet hooks() const = 0;
   virtual bool active(const State&) const { return true; }
   virtual void run(Phase phase, State& state) = 0;

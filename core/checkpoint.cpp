@@ -129,12 +129,15 @@ TensorMap with_prefix(const TensorMap& m, const std::string& prefix) {
   return out;
 }
 
-void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source) {
+void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source,
+                       const std::set<std::string>& may_be_missing) {
   TensorMap own = module_state(module);
   std::vector<std::string> problems;
   for (const auto& [name, t] : own) {
     auto it = state.find(name);
-    if (it == state.end()) problems.push_back(concat("missing '", name, "'"));
+    if (it == state.end()) {
+      if (!may_be_missing.count(name)) problems.push_back(concat("missing '", name, "'"));
+    }
     else if (it->second.sizes() != t.sizes())
       problems.push_back(concat("'", name, "' has shape ", it->second.sizes(), ", the model expects ", t.sizes()));
   }
@@ -147,7 +150,8 @@ void load_module_state(torch::nn::Module& module, const TensorMap& state, const 
     throw DataError(concat(source, ": model state does not match the configured model:", msg));
   }
   at::NoGradGuard no_grad;
-  for (auto& [name, t] : own) t.copy_(state.at(name));
+  for (auto& [name, t] : own)
+    if (auto it = state.find(name); it != state.end()) t.copy_(it->second);
 }
 
 const char* git_revision();  // generated at build time (cmake/OodtVersion.cmake)

@@ -9,6 +9,7 @@
 //   /rng/torch_cpu        [world_size, n] uint8: every rank's CPU generator state
 // Written atomically: to `<path>.tmp`, flushed and fsync'ed, then renamed over `path`.
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,10 @@ std::vector<std::string> list_checkpoints(const std::string& dir);
 Checkpoint weights_checkpoint(const State& state, const std::string& origin = "");
 
 // Copies `state` into `module`'s parameters and buffers; every name must be present with the
-// same shape (DataError listing the first mismatches otherwise).
-void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source);
+// same shape (DataError listing the first mismatches otherwise), except names in
+// `may_be_missing`, which keep their value when absent.
+void load_module_state(torch::nn::Module& module, const TensorMap& state, const std::string& source,
+                       const std::set<std::string>& may_be_missing = {});
 TensorMap module_state(const torch::nn::Module& module);
 
 // Entries of `m` whose names start with `prefix`, the prefix removed (namespaced state inside

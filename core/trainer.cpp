@@ -71,6 +71,12 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
       engine_(std::move(engine)),
       comm_(comm),
       config_(std::move(resolved_config)) {
+  // Model surgery by plugins (new parameters) happens before the optimizer sees the model.
+  std::set<std::string> before;
+  for (const auto& kv : model_->named_state()) before.insert(kv.first);
+  for (const auto& algo : engine_->algorithms()) algo->prepare_model(*model_);
+  for (const auto& kv : model_->named_state())
+    if (!before.count(kv.first)) plugin_state_.insert(kv.first);
   model_->to(device);
   optimizer_ = std::make_unique<Optimizer>(model_->named_state(), options_.optim);
   const auto bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
@@ -98,7 +104,8 @@ bool Trainer::is_root() const { return comm_.rank() == 0; }
 
 void Trainer::init_weights(const std::string& checkpoint) {
   Checkpoint ck = read_checkpoint(checkpoint);
-  load_module_state(*model_, ck.model, checkpoint);
+  // A float model can start a run that adds state (quantizer steps): those start fresh.
+  load_module_state(*model_, ck.model, checkpoint, plugin_state_);
   init_from_ = fs::absolute(checkpoint).string();
   state_.init_from = init_from_;
 }

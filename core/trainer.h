@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,7 @@ class Trainer {
   Communicator& comm_;
   std::string config_;
   std::string init_from_;
+  std::set<std::string> plugin_state_;  // model entries plugins added (may be absent from --init-from)
   State state_;
 
   // Throughput and loss since the last report.

@@ -110,8 +110,8 @@ at::Tensor allowed_mask(int64_t n, const std::vector<KeepSet>& sets, bool causal
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_, bool causal_) : heads(heads_), causal(causal_) {
   OODT_CHECK(dim % heads == 0, "attention: dim ", dim, " is not divisible by heads ", heads);
-  qkv = register_module("qkv", torch::nn::Linear(dim, 3 * dim));
-  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  qkv = register_module("qkv", QLinear(dim, 3 * dim, /*signed_input=*/true));
+  proj = register_module("proj", QLinear(dim, dim, /*signed_input=*/true));
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
@@ -128,8 +128,8 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, int64_t m
   ln1 = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
   attn = register_module("attn", Attention(dim, heads, causal));
   ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
-  fc1 = register_module("fc1", torch::nn::Linear(dim, mlp_dim));
-  fc2 = register_module("fc2", torch::nn::Linear(mlp_dim, dim));
+  fc1 = register_module("fc1", QLinear(dim, mlp_dim, /*signed_input=*/true));
+  fc2 = register_module("fc2", QLinear(mlp_dim, dim, /*signed_input=*/true));
 }
 
 at::Tensor TransformerBlockImpl::forward(const at::Tensor& x) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/models/quant.h"
 #include "core/torch_fwd.h"
 
 namespace oodt {
@@ -57,7 +58,7 @@ class AttentionImpl : public torch::nn::Module {
   int64_t heads;
   bool causal;
   SsaOptions ssa;
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  QLinear qkv{nullptr}, proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
@@ -69,7 +70,7 @@ class TransformerBlockImpl : public torch::nn::Module {
 
   torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
   Attention attn{nullptr};
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  QLinear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
 

@@ -12,8 +12,8 @@ at::Tensor multi_sample_logits(const at::Tensor& h, const at::Tensor& masks, con
   return at::linear(dropped, weight, bias);
 }
 
-HeadImpl::HeadImpl(int64_t features, int64_t classes, double p) : dropout(p) {
-  fc = register_module("fc", torch::nn::Linear(features, classes));
+HeadImpl::HeadImpl(int64_t features, int64_t classes, double p, bool signed_input) : dropout(p) {
+  fc = register_module("fc", QLinear(features, classes, signed_input));
 }
 
 at::Tensor HeadImpl::forward(const at::Tensor& h) {
@@ -21,7 +21,8 @@ at::Tensor HeadImpl::forward(const at::Tensor& h) {
   const double keep = 1.0 - dropout;
   const at::Tensor masks =
       at::bernoulli(at::full({samples, h.size(0), h.size(1)}, keep, h.options())).div_(keep);
-  return multi_sample_logits(h, masks, fc->weight, fc->bias);
+  // With quantization the features are quantized before the dropout masks.
+  return multi_sample_logits(fc->quant.input_of(h), masks, fc->quant.weight_of(fc->weight), fc->bias);
 }
 
 at::Tensor ghost_batch_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,

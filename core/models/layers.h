@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/models/quant.h"
 #include "core/torch_fwd.h"
 
 namespace oodt {
@@ -18,13 +19,14 @@ at::Tensor multi_sample_logits(const at::Tensor& h, const at::Tensor& masks, con
 
 class HeadImpl : public torch::nn::Module {
  public:
-  HeadImpl(int64_t features, int64_t classes, double dropout);
+  // `signed_input`: the features can be negative (after a LayerNorm), for input quantization.
+  HeadImpl(int64_t features, int64_t classes, double dropout, bool signed_input = false);
   // Eval: fc(h). Training: M = `samples` independent dropout masks over h, logits [M*N, K].
   at::Tensor forward(const at::Tensor& h);
 
   double dropout = 0.0;  // p
   int64_t samples = 1;   // M
-  torch::nn::Linear fc{nullptr};
+  QLinear fc{nullptr};
 };
 TORCH_MODULE(Head);
 

@@ -51,7 +51,7 @@ std::shared_ptr<Model> build_mlp(ConfigReader& cfg, const ModelShape& shape) {
   int64_t in = product(shape.input);
   for (size_t i = 0; i < hidden.size(); ++i) {
     const std::string s = std::to_string(i);
-    trunk->push_back("fc" + s, nn::Linear(in, hidden[i]));
+    trunk->push_back("fc" + s, QLinear(in, hidden[i]));
     if (bn) trunk->push_back("bn" + s, BatchNorm(hidden[i]));
     trunk->push_back("relu" + s, nn::ReLU());
     if (dropout > 0 && i + 1 < hidden.size()) trunk->push_back("drop" + s, nn::Dropout(nn::DropoutOptions(dropout)));
@@ -62,7 +62,7 @@ std::shared_ptr<Model> build_mlp(ConfigReader& cfg, const ModelShape& shape) {
 
 Stack conv_bn_relu(int64_t in, int64_t out, int64_t stride) {
   Stack s;
-  s->push_back("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+  s->push_back("conv", QConv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
   s->push_back("bn", BatchNorm(out));
   s->push_back("relu", nn::ReLU());
   return s;
@@ -92,13 +92,13 @@ std::shared_ptr<Model> build_cnn(ConfigReader& cfg, const ModelShape& shape) {
 class BasicBlockImpl : public nn::Module {
  public:
   BasicBlockImpl(int64_t in, int64_t out, int64_t stride) {
-    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
+    conv1 = register_module("conv1", QConv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
     bn1 = register_module("bn1", BatchNorm(out));
-    conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+    conv2 = register_module("conv2", QConv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
     bn2 = register_module("bn2", BatchNorm(out));
     if (stride != 1 || in != out) {
       shortcut = register_module("shortcut", Stack());
-      shortcut->push_back("conv", nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+      shortcut->push_back("conv", QConv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
       shortcut->push_back("bn", BatchNorm(out));
     }
   }
@@ -107,7 +107,7 @@ class BasicBlockImpl : public nn::Module {
     y = bn2->forward(conv2->forward(y));
     return at::relu(y + (shortcut ? shortcut->forward(x) : x));
   }
-  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  QConv2d conv1{nullptr}, conv2{nullptr};
   BatchNorm bn1{nullptr}, bn2{nullptr};
   Stack shortcut{nullptr};
 };

@@ -14,7 +14,7 @@ namespace {
 class PatchEmbedImpl : public nn::Module {
  public:
   PatchEmbedImpl(int64_t channels, int64_t patch, int64_t dim, int64_t tokens, bool cls_token) {
-    proj = register_module("proj", nn::Conv2d(nn::Conv2dOptions(channels, dim, patch).stride(patch)));
+    proj = register_module("proj", QConv2d(nn::Conv2dOptions(channels, dim, patch).stride(patch)));
     if (cls_token) cls = register_parameter("cls", at::zeros({1, 1, dim}));
     pos = register_parameter("pos", at::randn({1, tokens + (cls_token ? 1 : 0), dim}).mul_(0.02));
   }
@@ -23,7 +23,7 @@ class PatchEmbedImpl : public nn::Module {
     if (cls.defined()) t = at::cat({cls.expand({t.size(0), 1, t.size(2)}), t}, 1);
     return t + pos;
   }
-  nn::Conv2d proj{nullptr};
+  QConv2d proj{nullptr};
   at::Tensor cls, pos;
 };
 TORCH_MODULE(PatchEmbed);
@@ -101,7 +101,7 @@ std::shared_ptr<Model> build_vit(ConfigReader& cfg, const ModelShape& shape) {
   trunk->push_back("blocks", blocks(t, /*causal=*/false));
   trunk->push_back("norm", nn::LayerNorm(nn::LayerNormOptions({t.dim})));
   trunk->push_back("pool", Pool(pool == "cls"));
-  return std::make_shared<Model>("vit", trunk, Head(t.dim, shape.num_classes, t.dropout));
+  return std::make_shared<Model>("vit", trunk, Head(t.dim, shape.num_classes, t.dropout, /*signed_input=*/true));
 }
 
 // transformer_lm: causal byte-level language model; output [B * L, 256], one prediction per
@@ -114,7 +114,7 @@ std::shared_ptr<Model> build_transformer_lm(ConfigReader& cfg, const ModelShape&
   trunk->push_back("blocks", blocks(t, /*causal=*/true));
   trunk->push_back("norm", nn::LayerNorm(nn::LayerNormOptions({t.dim})));
   trunk->push_back("flatten", FlattenTokens());
-  return std::make_shared<Model>("transformer_lm", trunk, Head(t.dim, shape.num_classes, t.dropout));
+  return std::make_shared<Model>("transformer_lm", trunk, Head(t.dim, shape.num_classes, t.dropout, /*signed_input=*/true));
 }
 
 }  // namespace oodt
