@@ -33,6 +33,8 @@ hid_t native_type(at::ScalarType t) {
     case at::kDouble: return H5T_NATIVE_DOUBLE;
     case at::kLong: return H5T_NATIVE_INT64;
     case at::kInt: return H5T_NATIVE_INT32;
+    case at::kShort: return H5T_NATIVE_INT16;
+    case at::kChar: return H5T_NATIVE_INT8;
     case at::kByte: return H5T_NATIVE_UINT8;
     case at::kBool: return H5T_NATIVE_UINT8;
     default: throw DataError(concat("HDF5: unsupported tensor dtype ", t));
@@ -48,7 +50,8 @@ at::ScalarType dtype_of(hid_t type, const std::string& where) {
     const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
     if (size == 8) return at::kLong;
     if (size == 4) return at::kInt;
-    if (size == 1 && !is_signed) return at::kByte;
+    if (size == 2 && is_signed) return at::kShort;
+    if (size == 1) return is_signed ? at::kChar : at::kByte;
   }
   throw DataError(concat(where, ": unsupported HDF5 element type (class ", cls, ", ", size, " bytes)"));
 }

@@ -13,5 +13,6 @@ int cmd_data(const Args& args);
 int cmd_list_algorithms(const Args& args);
 int cmd_interpolate(const Args& args);
 int cmd_soup(const Args& args);
+int cmd_export(const Args& args);
 
 }  // namespace oodt

@@ -114,7 +114,7 @@ Batch FedSpeed::train_batch(State& state) {
 }
 
 void FedSpeed::perturb(State& state) {
-  std::vector<at::Tensor> e(params_.size());
+  std::vector<at::Tensor> saved(params_.size());  // w is restored exactly, not as (w + e) - e
   {
     at::NoGradGuard no_grad;
     double sq = 0;
@@ -124,8 +124,8 @@ void FedSpeed::perturb(State& state) {
     for (size_t j = 0; j < params_.size(); ++j) {
       at::Tensor& p = params_[j];
       if (!p.grad().defined()) continue;
-      e[j] = p.grad() * scale;
-      p.add_(e[j]);
+      saved[j] = p.detach().clone();
+      p.add_(p.grad() * scale);
       p.mutable_grad().reset();
     }
   }
@@ -133,7 +133,7 @@ void FedSpeed::perturb(State& state) {
   classification_loss(state.model->forward(state.batch.inputs), state.batch).backward();
   at::NoGradGuard no_grad;
   for (size_t j = 0; j < params_.size(); ++j)
-    if (e[j].defined()) params_[j].sub_(e[j]);
+    if (saved[j].defined()) params_[j].copy_(saved[j]);
 }
 
 void FedSpeed::run(Phase phase, State& state) {

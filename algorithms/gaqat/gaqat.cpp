@@ -68,7 +68,9 @@ void Lsq::run(Phase phase, State& state) {
 
 SagmGradients sagm_second_pass(State& state, const std::vector<at::Tensor>& params, double rho, double alpha) {
   SagmGradients r;
-  std::vector<at::Tensor> e(params.size());
+  // The weights are restored from a copy, not by subtracting e: (w + e) - e can differ from w in
+  // the last bit, differently on every rank, and ranks must hold identical weights.
+  std::vector<at::Tensor> e(params.size()), saved(params.size());
   {
     at::NoGradGuard no_grad;
     double sq = 0;
@@ -80,6 +82,7 @@ SagmGradients sagm_second_pass(State& state, const std::vector<at::Tensor>& para
     for (size_t j = 0; j < params.size(); ++j) {
       if (!r.g1[j].defined()) continue;
       e[j] = r.g1[j] * coef;
+      saved[j] = params[j].detach().clone();
       const_cast<at::Tensor&>(params[j]).add_(e[j]);
       const_cast<at::Tensor&>(params[j]).mutable_grad().reset();
     }
@@ -90,7 +93,7 @@ SagmGradients sagm_second_pass(State& state, const std::vector<at::Tensor>& para
   at::NoGradGuard no_grad;
   for (size_t j = 0; j < params.size(); ++j) {
     at::Tensor& p = const_cast<at::Tensor&>(params[j]);
-    if (e[j].defined()) p.sub_(e[j]);
+    if (saved[j].defined()) p.copy_(saved[j]);
     r.g2.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
     if (r.g1[j].defined() && p.grad().defined()) p.mutable_grad().add_(r.g1[j]).mul_(0.5);
     else if (r.g1[j].defined()) p.mutable_grad() = r.g1[j] * 0.5;

@@ -416,6 +416,81 @@ def fedspeed(root):
             g[name].attrs[k] = v
 
 
+def lsq(root):
+    """LSQ fake quantization, forward and gradients written out piecewise (not through autograd):
+    dq/dx = 1 inside the range and 0 outside; dq/ds = round(v) - v inside, -Qn or Qp where
+    clipped, times the gradient scale 1 / sqrt(n Qp)."""
+    g = root.create_group("lsq")
+    x = (torch.randn(64) * 2).float().double()
+    u = torch.randn(64).float().double()   # upstream gradient
+    put(g, "x", x)
+    put(g, "upstream", u)
+    for name, signed, bits, step in (("signed4", True, 4, 0.37), ("unsigned3", False, 3, 0.29)):
+        qn, qp = (2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+        scale = 1 / math.sqrt(64 * qp)
+        v = x / step
+        inside = (v >= -qn) & (v <= qp)
+        q = torch.round(torch.clamp(v, -qn, qp)) * step
+        dx = u * inside
+        ds = (u * torch.where(inside, torch.round(v) - v, torch.where(v < -qn, torch.full_like(v, -qn), torch.full_like(v, qp)))).sum() * scale
+        assert (~inside).any() and inside.any()
+        sub = g.create_group(name)
+        sub.attrs["bits"], sub.attrs["signed"], sub.attrs["step"] = bits, int(signed), step
+        put(sub, "q", q)
+        put(sub, "dx", dx)
+        put(sub, "ds", ds)
+        put(sub, "init", 2 * x.abs().mean() / math.sqrt(qp))
+
+
+def sagm(root):
+    """SAGM's two-pass direction on an MLP with batch norm: g1 at w, e = (rho/|g1| - alpha) g1,
+    g2 at w + e with batch statistics but no running-statistics update, result (g1 + g2) / 2."""
+    g = root.create_group("sagm")
+    x = torch.randn(5, 1, 2, 2)
+    y = torch.tensor([0, 2, 1, 1, 0])
+    put(g, "x", x)
+    put(g, "y", y)
+    w = {"trunk.fc0.weight": torch.randn(4, 4), "trunk.fc0.bias": torch.randn(4), "trunk.bn0.weight": 1 + 0.1 * torch.randn(4),
+         "trunk.bn0.bias": 0.1 * torch.randn(4), "head.fc.weight": torch.randn(3, 4), "head.fc.bias": torch.randn(3)}
+    for k, v in w.items():
+        put(g, "w/" + k, v)
+    names = list(w)
+    rho, alpha = 0.05, 0.001
+    g.attrs["rho"], g.attrs["alpha"] = rho, alpha
+
+    def loss_of(p):
+        h = x.reshape(5, -1) @ p["trunk.fc0.weight"].T + p["trunk.fc0.bias"]
+        mean, var = h.mean(0), h.var(0, unbiased=False)
+        h = torch.relu((h - mean) / torch.sqrt(var + 1e-5) * p["trunk.bn0.weight"] + p["trunk.bn0.bias"])
+        return F.cross_entropy(h @ p["head.fc.weight"].T + p["head.fc.bias"], y), mean, h.new_tensor(0)
+
+    def grad(p):
+        q = {k: v.clone().requires_grad_(True) for k, v in p.items()}
+        loss, mean, _ = loss_of(q)
+        return dict(zip(names, torch.autograd.grad(loss, [q[k] for k in names])))
+
+    g1 = grad(w)
+    norm = torch.sqrt(sum((v ** 2).sum() for v in g1.values()))
+    coef = rho / norm - alpha
+    g2 = grad({k: w[k] + coef * g1[k] for k in names})
+    for k in names:
+        put(g, "combined/" + k, (g1[k] + g2[k]) / 2)
+    # Running statistics after the first pass only (momentum 0.1, unbiased variance).
+    h = x.reshape(5, -1) @ w["trunk.fc0.weight"].T + w["trunk.fc0.bias"]
+    put(g, "running_mean", 0.1 * h.mean(0))
+    put(g, "running_var", 0.9 + 0.1 * h.var(0, unbiased=True))
+
+
+def disorder(root):
+    """Disorder of a sign sequence: the fraction of changes between consecutive entries."""
+    g = root.create_group("disorder")
+    seq = [1, 1, -1, 1, -1, -1, 1, 1, 1, -1, 0, 1]
+    put(g, "signs", seq)
+    for n in (4, 10, 12):
+        window = seq[-n:]
+        put(g, f"window{n}", sum(a != b for a, b in zip(window, window[1:])) / (n - 1))
+
+
 def main(path):
     with h5py.File(path, "w") as f:
         f.attrs["generator"] = "tests/golden/make_golden.py"
@@ -432,6 +507,9 @@ def main(path):
         fisher(f)
         pruning(f)
         fedspeed(f)
+        lsq(f)
+        sagm(f)
+        disorder(f)
 
 
 if __name__ == "__main__":
