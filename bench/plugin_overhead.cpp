@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     const int64_t v = std::atoll(argv[i + 1]);
+    if (a == "--suite") continue;
     if (a == "--steps") steps = v;
     else if (a == "--rounds") rounds = v;
     else if (a == "--batch") batch = v;
@@ -88,6 +89,31 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(static_cast<int>(threads));
   auto comm = oodt::make_local_communicator();
+  std::string suite = "forward";
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--suite") suite = argv[i + 1];
+  if (suite == "qat") {
+    // Full precision, LSQ W4A4, LSQ + SAGM, GAQAT: ratios against full precision and LSQ.
+    const std::vector<std::pair<std::string, std::string>> variants = {
+        {"full precision", "[]"},
+        {"LSQ W4A4", "[lsq]"},
+        {"LSQ W4A4 + SAGM", "[lsq, sagm]"},
+        {"GAQAT W4A4", "[lsq, gaqat]"}};
+    std::vector<std::vector<double>> times(variants.size());
+    for (int64_t r = 0; r < rounds; ++r)
+      for (size_t v = 0; v < variants.size(); ++v)
+        times[v].push_back(oodt::seconds_per_step(variants[v].second, steps, batch, *comm));
+    std::printf("CNN [16,32,64] on 28x28, batch %lld, %lld thread(s), %lld timed steps x %lld rounds\n",
+                static_cast<long long>(batch), static_cast<long long>(threads), static_cast<long long>(steps - 2),
+                static_cast<long long>(rounds));
+    std::printf("%-20s %10s %10s %10s\n", "variant", "ms/step", "vs fp32", "vs LSQ");
+    const double fp = oodt::median(times[0]), lsq = oodt::median(times[1]);
+    for (size_t v = 0; v < variants.size(); ++v) {
+      const double t = oodt::median(times[v]);
+      std::printf("%-20s %10.2f %10.3f %10.3f\n", variants[v].first.c_str(), t * 1e3, t / fp, t / lsq);
+    }
+    return 0;
+  }
   const std::vector<std::pair<std::string, std::string>> variants = {
       {"multi_sample_dropout M=8", "[{multi_sample_dropout: {samples: 8}}]"},
       {"ghost_batch_norm g=16", "[{ghost_batch_norm: {size: 16}}]"},

@@ -17,6 +17,7 @@ double Communicator::all_reduce_scalar(double v, ReduceOp op) {
 
 void Communicator::record(const char* what, const at::Tensor& t) {
   ++sequence_;
+  bytes_ += static_cast<uint64_t>(t.numel()) * t.element_size();
   last_ = concat("#", sequence_, " ", what, " ", t.sizes(), " ", t.dtype());
 }
 

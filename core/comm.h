@@ -50,12 +50,15 @@ class Communicator {
   // Number of collectives entered so far on this rank, and a description of the last one.
   uint64_t sequence() const { return sequence_; }
   const std::string& last_collective() const { return last_; }
+  // Payload bytes this rank has passed to collectives so far (what benchmarks compare).
+  uint64_t bytes() const { return bytes_; }
 
  protected:
   void record(const char* what, const at::Tensor& t);
 
  private:
   uint64_t sequence_ = 0;
+  uint64_t bytes_ = 0;
   std::string last_;
 };
 
