@@ -33,6 +33,14 @@ expect_contains "$WORK/o" "train.steps: is 24"
 run_expect 2 "$WORK/o" -- "${MPI[@]}" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/bad" \
   --set 'algorithms=[{fedspeed: {clients: 5, split: domain, local_steps: 4}}]'
 expect_contains "$WORK/o" "algorithms.fedspeed.participation"
+# 100 clients on 2 ranks, 10% participation: 5 clients per rank per round.
+run_expect 0 "$WORK/o" -- "${MPI[@]}" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/many" --set train.steps=20 \
+  --set train.eval_every=10 --set 'algorithms=[{fedspeed: {clients: 100, participation: 0.1, local_steps: 2}}]'
+"$PYTHON" -c "
+import json, sys
+p = json.loads(open(sys.argv[1]).readlines()[-1])['plugins']
+assert p['active_clients'] == 10 and p['round'] == 2, p
+print('100 clients ok')" "$WORK/many/metrics.jsonl"
 # One client per domain: 5 training domains as 5 virtual clients in one process.
 run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/domain" --set train.steps=20 \
   --set train.eval_every=20 --set 'algorithms=[{fedspeed: {clients: 5, split: domain, local_steps: 2}}]'
