@@ -47,6 +47,10 @@ class DataSource {
   // `world` with sample order `seed`. Plugins that train several models at once (one soup
   // candidate per group of ranks) give each group the whole dataset this way.
   virtual void reshard(uint64_t seed, int rank, int world) = 0;
+  // Re-deals only the evaluation shares (for_each_eval_batch): the training stream stays.
+  // After a soup's candidates are merged, all ranks evaluate one model together while each
+  // keeps its place in its own training stream (and epoch count).
+  virtual void share_evaluation(int rank, int world) = 0;
 
   // The training pool and a reader for positions in it (any order, repeats allowed). Sources
   // that cannot offer one say so.

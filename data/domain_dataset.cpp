@@ -62,7 +62,7 @@ std::vector<int64_t> holdout_positions(int64_t n, double fraction, uint64_t seed
 }
 
 DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank, int world)
-    : options_(options), seed_(seed), rank_(rank), world_(world), file_(h5::File::open(options.path)) {
+    : options_(options), seed_(seed), rank_(rank), world_(world), eval_rank_(rank), eval_world_(world), file_(h5::File::open(options.path)) {
   const std::string& p = options.path;
   for (const char* name : {"/images", "/labels", "/domains"})
     if (!file_.exists(name)) throw DataError(concat(p, ": dataset ", name, " is missing (not an oodtrain data file?)"));
@@ -155,6 +155,7 @@ void DomainDataset::plan_shards() {
 void DomainDataset::reshard(uint64_t seed, int rank, int world) {
   OODT_CHECK(world >= 1 && rank >= 0 && rank < world, "reshard: rank ", rank, " of ", world);
   seed_ = seed, rank_ = rank, world_ = world;
+  eval_rank_ = rank, eval_world_ = world;
   plan_shards();
 }
 
@@ -208,7 +209,7 @@ void DomainDataset::for_each_eval_batch(const EvalSplit& split, int64_t batch_si
                                         const std::function<void(const Batch&)>& fn) {
   const auto& all = split_rows(split.domain, split.part);
   std::vector<int64_t> mine;
-  for (size_t i = static_cast<size_t>(rank_); i < all.size(); i += static_cast<size_t>(world_)) mine.push_back(all[i]);
+  for (size_t i = static_cast<size_t>(eval_rank_); i < all.size(); i += static_cast<size_t>(eval_world_)) mine.push_back(all[i]);
   for (size_t i = 0; i < mine.size(); i += static_cast<size_t>(batch_size)) {
     const size_t j = std::min(mine.size(), i + static_cast<size_t>(batch_size));
     fn(read(std::vector<int64_t>(mine.begin() + static_cast<std::ptrdiff_t>(i), mine.begin() + static_cast<std::ptrdiff_t>(j))));

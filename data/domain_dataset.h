@@ -57,6 +57,7 @@ class DomainDataset final : public DataSource {
   int64_t epoch_of(int64_t step) const override;
   int64_t steps_per_epoch() const override { return steps_per_epoch_; }
   void reshard(uint64_t seed, int rank, int world) override;
+  void share_evaluation(int rank, int world) override { eval_rank_ = rank, eval_world_ = world; }
   const TrainPool& train_pool() override;
   Batch read_pool(const std::vector<int64_t>& positions) override;
   std::vector<EvalSplit> eval_splits() const override;
@@ -79,6 +80,7 @@ class DomainDataset final : public DataSource {
   DataOptions options_;
   uint64_t seed_;
   int rank_, world_;
+  int eval_rank_, eval_world_;
   h5::File file_;
   h5::Handle images_;
   std::vector<int64_t> input_shape_;

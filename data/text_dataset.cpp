@@ -10,7 +10,7 @@
 namespace oodt {
 
 TextDataset::TextDataset(const DataOptions& options, uint64_t seed, int rank, int world)
-    : options_(options), seed_(seed), rank_(rank), world_(world) {
+    : options_(options), seed_(seed), rank_(rank), world_(world), eval_rank_(rank), eval_world_(world) {
   std::ifstream in(options.path, std::ios::binary);
   if (!in) throw DataError(concat(options.path, ": file not found (data.type is text)"));
   bytes_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -67,6 +67,7 @@ Batch TextDataset::train_batch(int64_t step) {
 void TextDataset::reshard(uint64_t seed, int rank, int world) {
   OODT_CHECK(world >= 1 && rank >= 0 && rank < world, "reshard: rank ", rank, " of ", world);
   seed_ = seed, rank_ = rank, world_ = world;
+  eval_rank_ = rank, eval_world_ = world;
   shard_len_ = (static_cast<int64_t>(in_.size()) + world - 1) / world;
   cached_epoch_ = -1;
 }
@@ -79,7 +80,7 @@ void TextDataset::for_each_eval_batch(const EvalSplit& split, int64_t batch_size
                                       const std::function<void(const Batch&)>& fn) {
   const auto& all = windows(split.part);
   std::vector<int64_t> mine;
-  for (size_t i = static_cast<size_t>(rank_); i < all.size(); i += static_cast<size_t>(world_)) mine.push_back(all[i]);
+  for (size_t i = static_cast<size_t>(eval_rank_); i < all.size(); i += static_cast<size_t>(eval_world_)) mine.push_back(all[i]);
   // Eval batches count windows; a window holds seq_len predictions.
   const size_t per = static_cast<size_t>(std::max<int64_t>(1, batch_size / options_.seq_len));
   for (size_t i = 0; i < mine.size(); i += per)

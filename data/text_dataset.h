@@ -29,6 +29,7 @@ class TextDataset final : public DataSource {
     return std::max<int64_t>(1, (shard_len_ + options_.batch_size - 1) / options_.batch_size);
   }
   void reshard(uint64_t seed, int rank, int world) override;
+  void share_evaluation(int rank, int world) override { eval_rank_ = rank, eval_world_ = world; }
   std::vector<EvalSplit> eval_splits() const override;
   void for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
                            const std::function<void(const Batch&)>& fn) override;
@@ -41,6 +42,7 @@ class TextDataset final : public DataSource {
   DataOptions options_;
   uint64_t seed_;
   int rank_, world_;
+  int eval_rank_, eval_world_;
   std::vector<uint8_t> bytes_;
   std::vector<int64_t> in_, out_;
   std::vector<DomainInfo> domains_;

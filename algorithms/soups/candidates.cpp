@@ -69,12 +69,15 @@ void CandidateGroups::setup(State& state) {
 }
 
 void CandidateGroups::reshard(State& state) {
-  if (merged_) {
-    state.data->reshard(state.seed, state.comm->rank(), state.comm->world_size());
-  } else {
+  // The training stream is the group's for the whole run (so epochs count the candidate's
+  // passes); evaluation shares follow whoever holds the model being evaluated.
+  if (!dealt_) {
     const uint64_t seed = mix_seed(state.seed, 0xca4d, static_cast<uint64_t>(candidate_));
     state.data->reshard(seed, group_->rank(), group_->world_size());
+    dealt_ = true;
   }
+  if (merged_) state.data->share_evaluation(state.comm->rank(), state.comm->world_size());
+  else state.data->share_evaluation(group_->rank(), group_->world_size());
 }
 
 void CandidateGroups::average(State& state) { all_reduce_gradients(*state.model, active(state), bucketer_); }

@@ -46,7 +46,7 @@ class CandidateGroups final : public AveragingStrategy {
   // Collective: every candidate's weights and buffers on every rank, index = candidate.
   std::vector<TensorMap> all_models(State& state);
   // Collective: every rank now holds one model (after a merge); evaluation and buffers go
-  // over all ranks and the data is dealt over all ranks again.
+  // over all ranks (each rank keeps its group's training stream).
   void set_merged(State& state);
   // Collective: groups train their own candidates again (from whatever weights they hold).
   void set_split(State& state);
@@ -62,6 +62,7 @@ class CandidateGroups final : public AveragingStrategy {
   std::unique_ptr<Communicator> group_;
   int64_t candidates_ = 1, candidate_ = 0;
   bool merged_ = false;
+  bool dealt_ = false;  // the training stream has been dealt to the group
   TensorMap gathered_;  // rank 0, after prepare_save: candidate_<g>.{model,optimizer}.<name>
   TensorMap pending_;   // from load(), applied by setup()
 };

@@ -38,6 +38,7 @@ class PoolData final : public DataSource {
   int64_t epoch_of(int64_t) const override { return 0; }
   int64_t steps_per_epoch() const override { return 1; }
   void reshard(uint64_t, int, int) override {}
+  void share_evaluation(int, int) override {}
   const TrainPool& train_pool() override { return pool_; }
   Batch read_pool(const std::vector<int64_t>& positions) override {
     const at::Tensor idx = at::tensor(positions, at::kLong);

@@ -105,6 +105,7 @@ class SliceData final : public DataSource {
   int64_t epoch_of(int64_t step) const override { return step / 10; }
   int64_t steps_per_epoch() const override { return 10; }
   void reshard(uint64_t, int rank, int world) override { rank_ = rank, world_ = world; }
+  void share_evaluation(int, int) override {}  // evaluation reads the whole of step 0's batch
   std::vector<EvalSplit> eval_splits() const override { return {EvalSplit{0, "in"}}; }
   void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>& fn) override {
     fn(train_batch(0));
