@@ -91,7 +91,7 @@ T take(const uint8_t*& p) {
 
 }  // namespace
 
-std::vector<TensorMap> all_gather_maps(Communicator& comm, const TensorMap& mine) {
+std::vector<TensorMap> gather_maps_to_root(Communicator& comm, const TensorMap& mine) {
   // Serialised as: count, then per entry name length, name, dtype, rank, sizes, raw bytes.
   std::vector<uint8_t> bytes;
   put<int64_t>(bytes, static_cast<int64_t>(mine.size()));
@@ -106,14 +106,19 @@ std::vector<TensorMap> all_gather_maps(Communicator& comm, const TensorMap& mine
     bytes.insert(bytes.end(), data, data + c.numel() * static_cast<int64_t>(c.element_size()));
   }
   const at::Tensor sizes = comm.all_gather(at::full({1}, static_cast<int64_t>(bytes.size()), at::kLong));
-  const int64_t longest = sizes.max().item<int64_t>();
-  at::Tensor buf = at::zeros({longest}, at::kByte);
-  std::memcpy(buf.data_ptr(), bytes.data(), bytes.size());
-  const at::Tensor all = comm.all_gather(buf);
+  constexpr int64_t kChunk = int64_t{256} << 20;
   std::vector<TensorMap> out;
-  for (int64_t r = 0; r < comm.world_size(); ++r) {
-    const at::Tensor row = all[r].contiguous();
-    const uint8_t* p = row.data_ptr<uint8_t>();
+  for (int r = 0; r < comm.world_size(); ++r) {
+    const int64_t n = sizes[r][0].item<int64_t>();
+    at::Tensor buf = at::empty({n}, at::kByte);
+    if (comm.rank() == r) std::memcpy(buf.data_ptr(), bytes.data(), bytes.size());
+    if (r != 0)
+      for (int64_t off = 0; off < n; off += kChunk) {
+        at::Tensor piece = buf.narrow(0, off, std::min(kChunk, n - off));
+        comm.broadcast(piece, r);
+      }
+    if (comm.rank() != 0) continue;
+    const uint8_t* p = buf.data_ptr<uint8_t>();
     TensorMap m;
     const auto count = take<int64_t>(p);
     for (int64_t i = 0; i < count; ++i) {
@@ -125,9 +130,9 @@ std::vector<TensorMap> all_gather_maps(Communicator& comm, const TensorMap& mine
       std::vector<int64_t> shape;
       for (int64_t d = 0; d < dim; ++d) shape.push_back(take<int64_t>(p));
       at::Tensor t = at::empty(shape, at::TensorOptions().dtype(type));
-      const auto n = static_cast<size_t>(t.numel() * static_cast<int64_t>(t.element_size()));
-      std::memcpy(t.data_ptr(), p, n);
-      p += n;
+      const auto nbytes = static_cast<size_t>(t.numel() * static_cast<int64_t>(t.element_size()));
+      std::memcpy(t.data_ptr(), p, nbytes);
+      p += nbytes;
       m[name] = t;
     }
     out.push_back(std::move(m));

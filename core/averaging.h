@@ -47,10 +47,11 @@ void broadcast_tensors(const std::vector<at::Tensor>& tensors, Communicator& com
 // Groups tensors into flat buckets of at most `bucket_bytes` (a tensor larger than that gets a
 // bucket of its own), keeping order and never mixing dtypes or devices; each bucket is copied
 // into one buffer, handed to `reduce`, and copied back.
-// Every rank's map on every rank ([rank]); the maps may differ in names, shapes and dtypes.
-// For state that differs between ranks (a federated client's, a soup candidate's) to reach
-// the checkpoint rank 0 writes.
-std::vector<TensorMap> all_gather_maps(Communicator& comm, const TensorMap& mine);
+// Every rank's map, on rank 0 ([rank]; empty elsewhere); the maps may differ in names, shapes
+// and dtypes. For state that differs between ranks (a federated client's, a soup candidate's)
+// to reach the checkpoint rank 0 writes. Sent one rank at a time in chunks of at most 256 MiB,
+// so no rank holds more than its own map and one other, and no MPI call exceeds its count limit.
+std::vector<TensorMap> gather_maps_to_root(Communicator& comm, const TensorMap& mine);
 
 class Bucketer;
 // Mean of the model's gradients over `comm`, bucketed in reverse parameter order.

@@ -28,7 +28,7 @@ int cmd_export(const Args& args) {
   if (!vm.count("quantized")) throw ConfigError("--quantized", "say which export you want: --quantized");
   const Checkpoint ck = read_checkpoint(in);
   // Layout: /layers/<layer>/weight (int8, or int16 above 8 bits) with attributes weight_step,
-  // weight_bits, input_step, input_bits; /float/<name> every other entry of the model.
+  // weight_bits, input_step, input_bits, input_signed; /float/<name> every other entry.
   h5::File f = h5::File::create(out + ".tmp");
   f.set_attr("/", "format", std::string("oodtrain-quantized"));
   f.set_attr("/", "source", fs::absolute(in).string());
@@ -39,7 +39,7 @@ int cmd_export(const Args& args) {
     const std::string suffix = ".weight_step";
     if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
     const std::string layer = name.substr(0, name.size() - suffix.size());
-    for (const char* k : {".weight", ".weight_bits", ".input_step", ".input_bits"})
+    for (const char* k : {".weight", ".weight_bits", ".input_step", ".input_bits", ".input_signed"})
       if (!ck.model.count(layer + k)) throw DataError(concat(in, ": quantizer of '", layer, "' has no '", layer, k, "'"));
     const int64_t bits = ck.model.at(layer + ".weight_bits").item<int64_t>();
     const auto [qn, qp] = lsq_range(bits, /*is_signed=*/true);
@@ -54,7 +54,9 @@ int cmd_export(const Args& args) {
     f.set_attr(g, "weight_bits", bits);
     f.set_attr(g, "input_step", ck.model.at(layer + ".input_step").item<double>());
     f.set_attr(g, "input_bits", ck.model.at(layer + ".input_bits").item<int64_t>());
-    for (const char* k : {".weight", ".weight_step", ".weight_bits", ".input_step", ".input_bits"}) used.insert(layer + k);
+    f.set_attr(g, "input_signed", ck.model.at(layer + ".input_signed").item<int64_t>());
+    for (const char* k : {".weight", ".weight_step", ".weight_bits", ".input_step", ".input_bits", ".input_signed"})
+      used.insert(layer + k);
     ++layers;
   }
   if (layers == 0) {

@@ -92,6 +92,32 @@ def svg(curves, path, title):
     open(path, "w").write("\n".join(out) + "\n")
 
 
+def svg_bars(rows, path, title):
+    """Held-out accuracy per variant: mean bar with a ±1 std whisker."""
+    W, H, L, B, T = 560, 300, 60, 80, 25
+    lo = max(0.0, min(m - s for _, m, s in rows) - 0.03)
+    hi = max(m + s for _, m, s in rows) + 0.01
+    bw = (W - L - 20) / len(rows)
+    Y = lambda v: T + (H - T - B) * (hi - v) / (hi - lo)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{W}" height="{H}" fill="white"/><text x="{L}" y="15" font-size="12">{title}</text>',
+           f'<line x1="{L}" y1="{H - B}" x2="{W - 20}" y2="{H - B}" stroke="black"/>',
+           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>']
+    for i in range(5):
+        v = lo + (hi - lo) * i / 4
+        out.append(f'<text x="{L - 5}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
+    for k, (name, m, sd) in enumerate(rows):
+        x = L + k * bw + bw * 0.15
+        colour = "#888" if name == "fp32" else ("#1f77b4" if "LSQ" in name and "SAGM" not in name else
+                                              "#ff7f0e" if "SAGM" in name else "#2ca02c")
+        out.append(f'<rect x="{x:.1f}" y="{Y(m):.1f}" width="{bw * 0.7:.1f}" height="{H - B - Y(m):.1f}" fill="{colour}"/>')
+        cx = x + bw * 0.35
+        out.append(f'<line x1="{cx:.1f}" y1="{Y(m - sd):.1f}" x2="{cx:.1f}" y2="{Y(m + sd):.1f}" stroke="black"/>')
+        out.append(f'<text x="{cx:.1f}" y="{H - B + 12}" text-anchor="end" transform="rotate(-35 {cx:.1f} {H - B + 12})">{name}</text>')
+    out.append("</svg>")
+    open(path, "w").write("\n".join(out) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -148,11 +174,15 @@ def main():
                 qat.setdefault(name, []).append(evaluations(run)[-1])
         lines += ["GAQAT (fine-tuned 600 steps from a float CNN; held-out = rot_0):", "",
                   "| variant | val acc | held-out acc | frozen share | conflicting share |", "|---|---|---|---|---|"]
+        bars = []
         for name, _ in variants:
             rs = qat[name]
+            held = [r["held"] for r in rs]
+            bars.append((name, statistics.mean(held), statistics.stdev(held) if len(held) > 1 else 0.0))
             frozen = ms(r.get("gaqat.frozen_share", float("nan")) for r in rs) if "GAQAT" in name else ""
             conflict = ms(r.get("gaqat.conflicting_share", float("nan")) for r in rs) if "GAQAT" in name else ""
             lines.append(f"| {name} | {ms(r['val'] for r in rs)} | {ms(r['held'] for r in rs)} | {frozen} | {conflict} |")
+        svg_bars(bars, os.path.join(args.out, "qat_heldout.svg"), "held-out (rot_0) accuracy after QAT fine-tuning")
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)
     open(os.path.join(args.out, f"summary{'_' + args.only if args.only else ''}.md"), "w").write(text)

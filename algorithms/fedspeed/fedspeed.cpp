@@ -261,15 +261,18 @@ void FedSpeed::restore_rank_state(State& state, const TensorMap& m) {
   OODT_CHECK(cursor.numel() == static_cast<int64_t>(cursor_.size()), "FedSpeed checkpoint: ", cursor.numel(),
              " client cursors for ", cursor_.size(), " clients on this rank");
   for (size_t i = 0; i < cursor_.size(); ++i) cursor_[i] = cursor[static_cast<int64_t>(i)].item<int64_t>();
+  // Checkpoints hold CPU tensors; the state lives where the model does.
+  const at::TensorOptions where = params_.front().options();
   for (size_t i = 0; i < hosted_.size(); ++i) {
     h_[i].clear();
-    for (size_t j = 0; m.count(concat("h.", hosted_[i], ".", j)); ++j) h_[i].push_back(m.at(concat("h.", hosted_[i], ".", j)).clone());
+    for (size_t j = 0; m.count(concat("h.", hosted_[i], ".", j)); ++j)
+      h_[i].push_back(m.at(concat("h.", hosted_[i], ".", j)).to(where, /*non_blocking=*/false, /*copy=*/true));
   }
   w0_.clear();
   sum_.clear();
   for (size_t j = 0; m.count(concat("w0.", j)); ++j) {
-    w0_.push_back(m.at(concat("w0.", j)).clone());
-    sum_.push_back(m.at(concat("sum.", j)).clone());
+    w0_.push_back(m.at(concat("w0.", j)).to(where.device(), /*non_blocking=*/false, /*copy=*/true));
+    sum_.push_back(m.at(concat("sum.", j)).to(where.device(), /*non_blocking=*/false, /*copy=*/true));
   }
   const at::Tensor s = m.at("scalars");
   sum_sq_ = s[0].item<double>(), drift_ = s[1].item<double>(), bytes_ = s[2].item<double>();
@@ -291,13 +294,14 @@ void FedSpeedAveraging::setup(State& state) {
 }
 
 void FedSpeedAveraging::prepare_save(State& state) {
-  gathered_ = all_gather_maps(*state.comm, plugin_.rank_state(state));
+  gathered_ = gather_maps_to_root(*state.comm, plugin_.rank_state(state));
 }
 
 void FedSpeedAveraging::save(TensorMap& out) const {
-  out["layout"] = at::tensor({static_cast<int64_t>(gathered_.size())}, at::kLong);
+  out["layout"] = at::tensor({static_cast<int64_t>(gathered_.size())}, at::kLong);  // rank 0 only
   for (size_t r = 0; r < gathered_.size(); ++r)
     for (const auto& [k, v] : gathered_[r]) out[concat("rank", r, ".", k)] = v;
+  gathered_.clear();  // written; do not keep every rank's state until the next checkpoint
 }
 
 }  // namespace oodt

@@ -45,7 +45,11 @@ class FedSpeed final : public Algorithm {
                    Phase::Evaluation});
   }
   void run(Phase phase, State& state) override;
-  std::vector<std::string> claims() const override { return {"learning_rate"}; }
+  // The perturbed second pass excludes sagm/gaqat, which would overwrite the same gradients.
+  std::vector<std::string> claims() const override {
+    if (o_.rho > 0) return {"learning_rate", "second_pass"};
+    return {"learning_rate"};
+  }
   bool owns_averaging() const override { return true; }
   std::unique_ptr<AveragingStrategy> make_averaging() override;
   bool provides_batches() const override { return true; }
@@ -102,7 +106,7 @@ class FedSpeedAveraging final : public AveragingStrategy {
 
  private:
   FedSpeed& plugin_;
-  std::vector<TensorMap> gathered_;
+  mutable std::vector<TensorMap> gathered_;  // rank 0, between prepare_save and save
   TensorMap pending_;
 };
 

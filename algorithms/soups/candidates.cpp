@@ -109,6 +109,7 @@ void CandidateGroups::prepare_save(State& state) {
 void CandidateGroups::save(TensorMap& out) const {
   out["layout"] = at::tensor({candidates_, group_size_, static_cast<int64_t>(merged_)}, at::kLong);
   for (const auto& [k, v] : gathered_) out[k] = v;
+  gathered_.clear();  // written; do not keep the other candidates until the next checkpoint
 }
 
 void CandidateGroups::load(const TensorMap& in) { pending_ = in; }

@@ -63,7 +63,7 @@ class CandidateGroups final : public AveragingStrategy {
   int64_t candidates_ = 1, candidate_ = 0;
   bool merged_ = false;
   bool dealt_ = false;  // the training stream has been dealt to the group
-  TensorMap gathered_;  // rank 0, after prepare_save: candidate_<g>.{model,optimizer}.<name>
+  mutable TensorMap gathered_;  // rank 0, after prepare_save: candidate_<g>.{model,optimizer}.<name>
   TensorMap pending_;   // from load(), applied by setup()
 };
 

@@ -140,7 +140,7 @@ bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, 
   for (int64_t k = 0; k < batches; ++k) {
     // Momentum 1/(k+1): after K batches the statistics are the plain mean over the K batches.
     for (auto* bn : layers) bn->momentum = 1.0 / static_cast<double>(k + 1);
-    model.forward(data.train_batch(k).inputs);
+    model.forward(data.train_batch(k).inputs.to(layers.front()->running_mean.device()));
   }
   for (size_t i = 0; i < layers.size(); ++i) layers[i]->momentum = momentum[i];
   model.train(was_training);

@@ -16,8 +16,9 @@ namespace fs = std::filesystem;
 
 std::vector<std::pair<std::string, at::Tensor>> prunable_weights(torch::nn::Module& module) {
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& kv : module.named_parameters())
-    if (kv.value().dim() >= 2) out.emplace_back(kv.key(), kv.value());
+  for_each_quant_layer(module, [&](const std::string& path, torch::nn::Module& layer, LayerQuant&) {
+    out.emplace_back(path.empty() ? "weight" : path + ".weight", layer.named_parameters(false)["weight"]);
+  });
   return out;
 }
 

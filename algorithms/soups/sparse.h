@@ -19,8 +19,9 @@
 
 namespace oodt {
 
-// The weights pruning applies to: conv and linear weights, i.e. parameters of two or more
-// dimensions. Biases and normalisation parameters are never pruned.
+// The weights pruning applies to: the weights of conv and linear layers (every QConv2d and
+// QLinear, in registration order). Biases, normalisation parameters and embeddings are never
+// pruned.
 std::vector<std::pair<std::string, at::Tensor>> prunable_weights(torch::nn::Module& module);
 
 // The fraction of the remaining weights each of `phases` phases removes to reach `sparsity`.

@@ -44,6 +44,7 @@ void LayerQuant::enable(torch::nn::Module& layer, int64_t weight_bits, int64_t i
   input.step = layer.register_parameter("input_step", at::zeros({}));
   layer.register_buffer("weight_bits", at::full({}, weight_bits, at::kLong));
   layer.register_buffer("input_bits", at::full({}, input_bits, at::kLong));
+  layer.register_buffer("input_signed", at::full({}, static_cast<int64_t>(signed_input), at::kLong));
 }
 
 at::Tensor LayerQuant::weight_of(const at::Tensor& w) {

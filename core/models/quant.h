@@ -41,7 +41,8 @@ struct LayerQuant {
   Quantizer weight, input;
   bool signed_input = false;  // the layer's input can be negative (not after a ReLU)
   bool enabled() const { return weight.bits > 0; }
-  // Registers `weight_step`, `input_step` (parameters) and `weight_bits`, `input_bits` (buffers).
+  // Registers `weight_step`, `input_step` (parameters) and `weight_bits`, `input_bits`,
+  // `input_signed` (buffers).
   void enable(torch::nn::Module& layer, int64_t weight_bits, int64_t input_bits);
   at::Tensor weight_of(const at::Tensor& w);
   at::Tensor input_of(const at::Tensor& x);

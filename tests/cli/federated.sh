@@ -33,6 +33,10 @@ expect_contains "$WORK/o" "train.steps: is 24"
 run_expect 2 "$WORK/o" -- "${MPI[@]}" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/bad" \
   --set 'algorithms=[{fedspeed: {clients: 5, split: domain, local_steps: 4}}]'
 expect_contains "$WORK/o" "algorithms.fedspeed.participation"
+# FedSpeed's perturbed pass and SAGM's would overwrite the same gradients: refused.
+run_expect 2 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/bad" \
+  --set 'algorithms=[{fedspeed: {clients: 2, local_steps: 6}}, sagm]'
+expect_contains "$WORK/o" "both claim second_pass"
 # 100 clients on 2 ranks, 10% participation: 5 clients per rank per round.
 run_expect 0 "$WORK/o" -- "${MPI[@]}" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/many" --set train.steps=20 \
   --set train.eval_every=10 --set 'algorithms=[{fedspeed: {clients: 100, participation: 0.1, local_steps: 2}}]'

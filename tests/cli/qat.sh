@@ -32,6 +32,7 @@ for layer, g in q["layers"].items():
     ints = g["weight"][()]
     assert ints.dtype == np.int8 and ints.min() >= -2 ** (b - 1) and ints.max() <= 2 ** (b - 1) - 1, layer
     assert np.array_equal(ints, np.round(np.clip(w / s, -2 ** (b - 1), 2 ** (b - 1) - 1))), layer
+    assert g.attrs["input_signed"] == 0, layer   # images and post-ReLU features
     bits[layer] = b
 assert bits == {"trunk.block0.conv": 8, "trunk.block1.conv": 4, "head.fc": 8}, bits   # first and last at 8
 assert "trunk.block0.bn.running_mean" in q["float"]
