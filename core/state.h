@@ -8,6 +8,7 @@
 
 namespace oodt {
 
+class AveragingStrategy;
 class Communicator;
 class DataSource;
 class Model;
@@ -34,6 +35,9 @@ struct State {
   Optimizer* optimizer = nullptr;
   Communicator* comm = nullptr;
   DataSource* data = nullptr;  // for plugins that evaluate or recalibrate between steps
+  // The strategy reconciling ranks; its evaluation_comm() is the ranks holding this rank's
+  // model (all ranks, unless groups train different models).
+  AveragingStrategy* averaging = nullptr;
   at::Device device = at::kCPU;
   int64_t num_classes = 0;
   int64_t max_steps = 0;  // total optimizer steps of the run

@@ -89,6 +89,7 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   state_.optimizer = optimizer_.get();
   state_.comm = &comm_;
   state_.data = data_.get();
+  state_.averaging = averaging_.get();
   state_.run_dir = options_.run_dir;
   state_.config = config_;
   state_.device = device;

@@ -40,6 +40,7 @@ struct Scorer {
     ck_tree.merge(parse_yaml(first.config, first_path + " (stored config)"), first_path);
     ConfigReader model_cfg(ck_tree.root["model"], "model", ck_tree.origins);
     model = build_model(model_cfg, ModelShape{data->input_shape(), data->num_classes()});
+    enable_recorded_quantizers(*model, first.model);  // LSQ-trained candidates merge like others
   }
 
   EvalSummary scores(const TensorMap& weights) {

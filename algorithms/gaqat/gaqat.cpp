@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/averaging.h"
 #include "core/comm.h"
 #include "core/data_source.h"
 #include "core/error.h"
@@ -163,7 +164,9 @@ void Gaqat::run(Phase phase, State& state) {
         parts[L + l] = g2 - gt;
         gs_local[static_cast<size_t>(l)] = g2 - gt;
       }
-      state.comm->all_reduce(parts, ReduceOp::Sum);
+      // Over the ranks that hold this model (a soup candidate's group, or all ranks).
+      Communicator& replicas = state.averaging ? state.averaging->evaluation_comm(state) : *state.comm;
+      replicas.all_reduce(parts, ReduceOp::Sum);
       const bool decide = (state.step + 1) % o_.interval == 0;
       for (int64_t l = 0; l < L; ++l) {
         const auto ul = static_cast<size_t>(l);

@@ -66,6 +66,20 @@ at::Tensor QLinearImpl::forward(const at::Tensor& x) {
   return at::linear(quant.input_of(x), quant.weight_of(weight), bias);
 }
 
+int64_t enable_recorded_quantizers(torch::nn::Module& model, const std::map<std::string, at::Tensor>& state) {
+  int64_t n = 0;
+  for_each_quant_layer(model, [&](const std::string& path, torch::nn::Module& layer, LayerQuant& q) {
+    const std::string prefix = path.empty() ? "" : path + ".";
+    auto wb = state.find(prefix + "weight_bits"), ib = state.find(prefix + "input_bits");
+    if (wb == state.end() || ib == state.end() || q.enabled()) return;
+    if (auto s = state.find(prefix + "input_signed"); s != state.end()) q.signed_input = s->second.item<int64_t>() != 0;
+    q.enable(layer, wb->second.item<int64_t>(), ib->second.item<int64_t>());
+    q.weight.initialised = q.input.initialised = true;  // the steps come with the state
+    ++n;
+  });
+  return n;
+}
+
 void for_each_quant_layer(torch::nn::Module& module,
                           const std::function<void(const std::string&, torch::nn::Module&, LayerQuant&)>& fn) {
   for (const auto& item : module.named_modules("", /*include_self=*/true)) {

@@ -11,6 +11,7 @@
 // (n: the weight's elements, or an input's elements per sample).
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include <torch/nn/modules/conv.h>
@@ -67,6 +68,10 @@ class QLinearImpl : public torch::nn::LinearImpl {
   LayerQuant quant;
 };
 TORCH_MODULE(QLinear);
+
+// Enables the quantizers a checkpoint's model state records (`<layer>.weight_bits` etc.), so
+// a model built from config can load an LSQ-trained checkpoint. Returns how many layers.
+int64_t enable_recorded_quantizers(torch::nn::Module& model, const std::map<std::string, at::Tensor>& state);
 
 // Calls fn(path, layer, quant) for every quantizable layer in registration order (the first is
 // the model's first layer, the last its classifier).

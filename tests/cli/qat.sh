@@ -38,6 +38,10 @@ assert bits == {"trunk.block0.conv": 8, "trunk.block1.conv": 4, "head.fc": 8}, b
 assert "trunk.block0.bn.running_mean" in q["float"]
 print("export ok:", bits)
 PY
+# Quantized checkpoints merge like float ones (the scorer enables the recorded quantizers).
+run_expect 0 "$WORK/o" -- "$OODTRAIN" soup --method uniform --checkpoints "$WORK/full/ckpt_000000016.h5" \
+  "$WORK/full/ckpt_000000024.h5" --val "$WORK/tiny.yaml" --out "$WORK/qsoup.h5"
+expect_contains "$WORK/o" "uniform soup of 2 of 2 candidates"
 run_expect 1 "$WORK/o" -- "$OODTRAIN" export --quantized "$WORK/float/ckpt_000000008.h5" --out "$WORK/bad.h5"
 expect_contains "$WORK/o" "no quantizers in this checkpoint"
 run_expect 2 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/bad" --set 'algorithms=[gaqat]'
