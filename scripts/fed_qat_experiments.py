@@ -162,12 +162,15 @@ def main():
             lsq = f"{{lsq: {{weight_bits: {wb}, input_bits: {wb}}}}}"
             variants += [(f"W{wb}A{wb} LSQ", f"[{lsq}]"), (f"W{wb}A{wb} LSQ+SAGM", f"[{lsq}, sagm]"),
                          (f"W{wb}A{wb} GAQAT", f"[{lsq}, gaqat]")]
+        # The freezing threshold: at the default tau = 0.3 nearly every scale freezes here.
+        variants.append(("W4A4 GAQAT tau=0.1", "[{lsq: {weight_bits: 4, input_bits: 4}}, {gaqat: {tau: 0.1}}]"))
         for seed in args.seeds:
             base = os.path.join(args.out, f"qat_float_seed{seed}")
             train(args.binary, 2, base, ["-c", QUICK, "--set", f"run.seed={seed}", "--set", "train.steps=1500",
                                          "--set", "train.eval_every=1500", "--set", "train.checkpoint_every=1500"])
             for name, algos in variants:
-                run = os.path.join(args.out, f"qat_{name.replace(' ', '_').replace('+', '_')}_seed{seed}")
+                tag = name.replace(' ', '_').replace('+', '_').replace('=', '')
+                run = os.path.join(args.out, f"qat_{tag}_seed{seed}")
                 train(args.binary, 2, run, ["-c", QUICK, "-c", os.path.join(EXP, "qat.yaml"), "--set", f"run.seed={seed}",
                                             "--set", f"algorithms={algos}", "--init-from",
                                             os.path.join(base, "ckpt_000001500.h5")])
