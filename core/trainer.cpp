@@ -14,6 +14,7 @@
 #include "core/comm.h"
 #include "core/error.h"
 #include "core/models/model.h"
+#include "core/preempt.h"
 
 namespace oodt {
 namespace fs = std::filesystem;
@@ -161,6 +162,7 @@ FitResult Trainer::fit(int64_t stop_at) {
   while (state_.step < end) {
     const int64_t epoch_before = state_.epoch;
     train_step();
+    maybe_inject_signal(comm_.rank(), static_cast<long long>(state_.step));
     state_.epoch = data_->epoch_of(state_.step);
     if (state_.epoch != epoch_before) engine_->run(Phase::EpochEnd, state_);
     progress(false);
@@ -168,8 +170,15 @@ FitResult Trainer::fit(int64_t stop_at) {
     if (last || (options_.eval_every > 0 && state_.step % options_.eval_every == 0)) {
       result.final_metrics = run_evaluation();
     }
-    if (state_.step == end || (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0)) {
-      save_checkpoint();
+    // A stop signal on any rank: every rank agrees here, after the same step.
+    const int sig = static_cast<int>(comm_.all_reduce_scalar(stop_signal(), ReduceOp::Max));
+    if (state_.step == end || sig != 0 ||
+        (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0)) {
+      if (last_checkpoint_step_ != state_.step) save_checkpoint();
+    }
+    if (sig != 0 && state_.step < options_.steps) {
+      result.stop_signal = sig;
+      break;
     }
   }
   if (state_.step >= options_.steps) {

@@ -45,6 +45,7 @@ struct TrainerOptions {
 struct FitResult {
   int64_t step = 0;
   bool finished = false;               // reached `steps` (not stopped early)
+  int stop_signal = 0;                 // stopped by this signal (on some rank), checkpoint written
   std::vector<SplitMetrics> final_metrics;
 };
 
@@ -65,7 +66,9 @@ class Trainer {
   // rank). Part of set-up: a plugin that rejects the run here fails every rank together.
   // fit() calls it when it has not run.
   void setup();
-  // Trains until `steps`, or until step `stop_at` (> 0) when given, writing a checkpoint there.
+  // Trains until `steps`, or until step `stop_at` (> 0) when given, writing a checkpoint there;
+  // or until a stop signal (core/preempt.h) reaches any rank: every rank then stops after the
+  // same step and a checkpoint is written there.
   FitResult fit(int64_t stop_at = -1);
 
   State& state() { return state_; }

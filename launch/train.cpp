@@ -11,6 +11,7 @@
 #include "core/comm.h"
 #include "core/engine.h"
 #include "core/models/model.h"
+#include "core/preempt.h"
 #include "core/registry.h"
 #include "core/trainer.h"
 #include "data/domain_dataset.h"
@@ -113,6 +114,7 @@ int cmd_train(const Args& args) {
 
   Registry registry;
   register_builtins(registry);
+  install_stop_signals();  // before MPI starts its threads, so they inherit nothing else
   std::unique_ptr<Communicator> comm = make_communicator();
   Setup s;
   std::unique_ptr<Trainer> trainer;
@@ -164,9 +166,15 @@ int cmd_train(const Args& args) {
     if (r.finished) {
       trainer->print_table(r.final_metrics);
     } else if (comm->rank() == 0) {
-      std::printf("stopped at step %lld; continue with --resume\n", static_cast<long long>(r.step));
+      if (r.stop_signal != 0)
+        std::printf("stopped by signal %d after step %lld with a checkpoint; continue with --resume (exit code %d)\n",
+                    r.stop_signal, static_cast<long long>(r.step), kExitRequeue);
+      else
+        std::printf("stopped at step %lld; continue with --resume\n", static_cast<long long>(r.step));
+      std::fflush(stdout);
     }
     comm->barrier();
+    if (r.stop_signal != 0) return kExitRequeue;
   } catch (const std::exception& e) {
     // One rank failing mid-run: report it and take the whole job down so no peer hangs.
     std::fprintf(stderr, "oodtrain: error [rank %d/%d, step %lld, last collective %s]: %s\n", comm->rank(),
