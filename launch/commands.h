@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace oodt {
 
 using Args = std::vector<std::string>;
@@ -14,5 +16,10 @@ int cmd_list_algorithms(const Args& args);
 int cmd_interpolate(const Args& args);
 int cmd_soup(const Args& args);
 int cmd_export(const Args& args);
+int cmd_sweep(const Args& args);
+
+// Validates a training config tree and fills in every default, as `train` does before it
+// opens any data (ConfigError on a bad key or value).
+void resolve_train_config(ConfigTree& tree);
 
 }  // namespace oodt

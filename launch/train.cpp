@@ -96,6 +96,15 @@ int agree(Communicator& comm, const std::function<void()>& fn) {
 
 }  // namespace
 
+void resolve_train_config(ConfigTree& tree) {
+  Registry registry;
+  register_builtins(registry);
+  Setup s;
+  s.tree = tree;
+  read_config(s, registry);
+  tree = s.tree;
+}
+
 int cmd_train(const Args& args) {
   std::vector<std::string> configs, sets;
   std::string init_from;

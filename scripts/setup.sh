@@ -10,7 +10,7 @@ PACKAGES=(
   openmpi-bin libopenmpi-dev                  # MPI backend and mpirun
   libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
   libgtest-dev googletest                     # tests
-  python3-torch python3-h5py python3-numpy    # golden values and checkpoint checks in tests
+  python3-torch python3-h5py python3-numpy python3-yaml  # golden values, checkpoint and config checks in tests
   dataset-fashion-mnist                       # the embedded default data
 )
 

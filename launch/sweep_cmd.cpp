@@ -1,0 +1,375 @@
+// `oodtrain sweep plan|run|status S.yaml`: ablation sweeps. A sweep file names base configs,
+// overrides, grid and random axes over dotted keys, seeds and held-out domains; every run is a
+// resolved training config in a directory named by its hash, so rerunning a sweep skips
+// finished runs and resumes unfinished ones from their last checkpoint. See docs/sweeps.md.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "core/checkpoint.h"
+#include "core/config.h"
+#include "core/preempt.h"
+#include "core/random.h"
+#include "core/seed.h"
+#include "launch/cli.h"
+#include "launch/commands.h"
+
+namespace oodt {
+namespace fs = std::filesystem;
+namespace {
+
+struct Run {
+  std::vector<std::string> sets;  // dotted.key=value overrides, in order
+  std::string label;              // what distinguishes it, for people
+  std::string config;             // resolved YAML (run.dir included)
+  std::string dir;
+};
+
+struct Sweep {
+  std::string file, out;
+  std::vector<Run> runs;
+};
+
+std::string flow(const YAML::Node& n) {
+  YAML::Emitter e;
+  e.SetMapFormat(YAML::Flow);
+  e.SetSeqFormat(YAML::Flow);
+  e << n;
+  return e.c_str();
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// A config file named in the sweep: as given (relative to the working directory), else
+// relative to the sweep file's folder.
+std::string locate(const std::string& path, const std::string& sweep_file) {
+  if (fs::exists(path)) return path;
+  const fs::path beside = fs::path(sweep_file).parent_path() / path;
+  if (fs::exists(beside)) return beside.string();
+  throw ConfigError("base", concat("config file '", path, "' not found (relative to the working directory or to ",
+                                   sweep_file, ")"));
+}
+
+// One value drawn from a `random.params` entry: {uniform: [a, b]}, {log_uniform: [a, b]},
+// {int_uniform: [a, b]} or {choice: [...]}.
+std::string draw(ConfigReader& spec, const std::string& key, SeededRng& rng) {
+  const YAML::Node n = spec.raw(key);
+  if (!n.IsMap() || n.size() != 1)
+    spec.fail(key, "must be one of {uniform: [a, b]}, {log_uniform: [a, b]}, {int_uniform: [a, b]}, {choice: [...]}");
+  const std::string kind = n.begin()->first.as<std::string>();
+  const YAML::Node args = n.begin()->second;
+  if (kind == "choice") {
+    if (!args.IsSequence() || args.size() == 0) spec.fail(key, "choice needs a non-empty list");
+    return flow(args[rng.below(args.size())]);
+  }
+  if (!args.IsSequence() || args.size() != 2) spec.fail(key, concat(kind, " needs [low, high]"));
+  const double a = args[0].as<double>(), b = args[1].as<double>();
+  if (!(a <= b)) spec.fail(key, concat(kind, ": low must not exceed high"));
+  if (kind == "uniform") return concat(a + (b - a) * rng.uniform());
+  if (kind == "log_uniform") {
+    if (a <= 0) spec.fail(key, "log_uniform needs positive bounds");
+    return concat(std::exp(std::log(a) + (std::log(b) - std::log(a)) * rng.uniform()));
+  }
+  if (kind == "int_uniform")
+    return concat(static_cast<int64_t>(a) + static_cast<int64_t>(rng.below(static_cast<uint64_t>(b - a + 1))));
+  spec.fail(key, concat("unknown distribution '", kind, "'"));
+}
+
+Sweep load_sweep(const std::string& file) {
+  Sweep sw;
+  sw.file = file;
+  ConfigTree tree;
+  tree.merge_file(file);
+  ConfigReader root(tree.root, "", tree.origins);
+  sw.out = root.get<std::string>("out", (fs::path("runs/sweeps") / fs::path(file).stem()).string());
+  const auto base = root.get<std::vector<std::string>>("base", {});
+  root.check(!base.empty(), "base", "list at least one config file");
+  auto map_or_empty = [&](const std::string& key) {
+    const YAML::Node n = root.raw(key);
+    if (n.IsDefined() && !n.IsNull() && !n.IsMap()) throw ConfigError(key, "must be a map of dotted keys");
+    return n.IsMap() ? n : YAML::Node(YAML::NodeType::Map);
+  };
+  std::vector<std::string> fixed;
+  for (const auto& kv : map_or_empty("set")) fixed.push_back(concat(kv.first.as<std::string>(), "=", flow(kv.second)));
+  // Grid: the cartesian product, the first key varying slowest.
+  std::vector<std::vector<std::string>> points = {{}};
+  for (const auto& kv : map_or_empty("grid")) {
+    const std::string key = kv.first.as<std::string>();
+    if (!kv.second.IsSequence() || kv.second.size() == 0)
+      throw ConfigError("grid." + key, "must be a non-empty list of values");
+    std::vector<std::vector<std::string>> next;
+    for (const auto& p : points)
+      for (const auto& v : kv.second) {
+        auto q = p;
+        q.push_back(concat(key, "=", flow(v)));
+        next.push_back(q);
+      }
+    points = next;
+  }
+  // Random: `count` draws per grid point.
+  {
+    ConfigReader random = root.child("random");
+    const auto count = random.get<int64_t>("count", 0);
+    random.check(count >= 0, "count", "must be >= 0");
+    const auto seed = random.get<int64_t>("seed", 0);
+    if (count > 0) {
+      ConfigReader params = random.child("params");
+      std::vector<std::string> keys;
+      for (const auto& kv : params.node()) keys.push_back(kv.first.as<std::string>());
+      random.check(!keys.empty(), "params", "list the keys to draw");
+      std::vector<std::vector<std::string>> next;
+      for (size_t g = 0; g < points.size(); ++g)
+        for (int64_t d = 0; d < count; ++d) {
+          SeededRng rng(mix_seed(static_cast<uint64_t>(seed), static_cast<uint64_t>(g), static_cast<uint64_t>(d)));
+          auto q = points[g];
+          for (const auto& k : keys) q.push_back(concat(k, "=", draw(params, k, rng)));
+          next.push_back(q);
+        }
+      points = next;
+      params.finish();
+    }
+    random.finish();
+  }
+  const auto seeds = root.get<std::vector<int64_t>>("seeds", {0});
+  // Held-out domains: a list of lists, or {each: [...], pairs: bool}.
+  std::vector<std::vector<std::string>> tests;
+  {
+    const YAML::Node td = root.raw("test_domains");
+    if (!td.IsDefined() || td.IsNull()) {
+      tests.push_back({});  // the base configs' own
+    } else if (td.IsSequence()) {
+      for (const auto& t : td) tests.push_back(t.as<std::vector<std::string>>());
+    } else if (td.IsMap()) {
+      ConfigReader tdr(td, "test_domains", tree.origins);
+      const auto each = tdr.require<std::vector<std::string>>("each");
+      const bool pairs = tdr.get("pairs", false);
+      tdr.finish();
+      for (const auto& d : each) tests.push_back({d});
+      if (pairs)
+        for (size_t i = 0; i < each.size(); ++i)
+          for (size_t j = i + 1; j < each.size(); ++j) tests.push_back({each[i], each[j]});
+    } else {
+      throw ConfigError("test_domains", "a list of lists, or {each: [...], pairs: true|false}");
+    }
+  }
+  root.finish();
+
+  std::vector<std::string> files;
+  for (const auto& b : base) files.push_back(locate(b, file));
+  for (const auto& test : tests)
+    for (const auto& point : points)
+      for (int64_t seed : seeds) {
+        Run r;
+        r.sets = fixed;
+        for (const auto& s : point) r.sets.push_back(s);
+        r.sets.push_back(concat("run.seed=", seed));
+        std::string label;
+        for (const auto& s : point) label += s + " ";
+        if (!test.empty()) {
+          YAML::Node list(YAML::NodeType::Sequence);
+          for (const auto& d : test) list.push_back(d);
+          r.sets.push_back("data.test_domains=" + flow(list));
+          label += "test=" + flow(list) + " ";
+        }
+        label += concat("seed=", seed);
+        r.label = label;
+        // Resolve (every default filled in) with a placeholder run.dir, hash, then name the dir.
+        ConfigTree t;
+        for (const auto& f : files) t.merge_file(f);
+        for (const auto& s : r.sets) t.set(s);
+        t.set("run.dir=sweep");
+        try {
+          resolve_train_config(t);
+        } catch (const ConfigError& e) {  // refuse the sweep before anything runs, naming the run
+          throw ConfigError(file, concat("run '", r.label, "': ", e.what()));
+        }
+        char name[17];
+        std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(fnv1a(t.dump())));
+        r.dir = (fs::path(sw.out) / std::string(name, 12)).string();
+        t.set("run.dir=" + flow(YAML::Node(r.dir)));
+        r.config = t.dump();
+        sw.runs.push_back(std::move(r));
+      }
+  return sw;
+}
+
+std::string read_first_line(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// The run's state from its markers: done | failed | stopped | running | partial | not started.
+std::string state_of(const Run& r, std::string* detail = nullptr) {
+  const fs::path d(r.dir);
+  if (fs::exists(d / "done")) return "done";
+  if (fs::exists(d / "running")) {
+    const auto pid = static_cast<pid_t>(std::atoll(read_first_line(d / "running").c_str()));
+    if (pid > 0 && ::kill(pid, 0) == 0) return "running";
+  }
+  if (fs::exists(d / "failed")) {
+    if (detail) *detail = read_first_line(d / "failed");
+    return "failed";
+  }
+  if (fs::exists(d / "stopped")) return "stopped";
+  if (!list_checkpoints(r.dir).empty()) return "partial";
+  return "not started";
+}
+
+// The last line of the log that reports an error, else its last non-empty line.
+std::string last_error(const fs::path& log) {
+  std::ifstream in(log);
+  std::string line, last, error;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of("- \t") == std::string::npos) continue;  // blank or a rule
+    last = line;
+    if (line.find("error") != std::string::npos) error = line;
+  }
+  return error.empty() ? last : error;
+}
+
+struct RunOptions {
+  int64_t ranks = 1, parallel = 1;
+  bool oversubscribe = false;
+};
+
+pid_t start(const Run& r, const RunOptions& o) {
+  fs::create_directories(r.dir);
+  std::ofstream(fs::path(r.dir) / "config.yaml") << r.config;
+  std::ofstream(fs::path(r.dir) / "label.txt") << r.label << "\n";
+  for (const char* m : {"failed", "stopped"}) fs::remove(fs::path(r.dir) / m);
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> argv;
+  if (o.ranks > 1) {
+    argv = {"mpirun", "-np", std::to_string(o.ranks)};
+    if (o.oversubscribe) argv.push_back("--oversubscribe");
+  }
+  for (const std::string& a : {self, std::string("train"), std::string("-c"), (fs::path(r.dir) / "config.yaml").string(),
+                               std::string("--resume")})
+    argv.push_back(a);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(concat("fork failed for ", r.dir));
+  if (pid == 0) {
+    const int fd = ::open((fs::path(r.dir) / "log.txt").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+      ::close(fd);
+    }
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    std::perror("oodtrain sweep: exec");
+    std::_Exit(127);
+  }
+  std::ofstream(fs::path(r.dir) / "running") << pid << "\n";
+  return pid;
+}
+
+void finish(const Run& r, int status) {
+  const fs::path d(r.dir);
+  fs::remove(d / "running");
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (code == 0) {
+    std::ofstream(d / "done") << "ok\n";
+  } else if (code == kExitRequeue) {
+    std::ofstream(d / "stopped") << "stopped by a signal with a checkpoint; rerun the sweep to resume\n";
+  } else {
+    std::ofstream(d / "failed") << "exit " << code << ": " << last_error(d / "log.txt") << "\n";
+  }
+}
+
+}  // namespace
+
+int cmd_sweep(const Args& args) {
+  std::string action, file;
+  RunOptions o;
+  po::options_description desc("sweep options");
+  desc.add_options()
+      ("action", po::value(&action)->required(), "plan | run | status")
+      ("sweep", po::value(&file)->required(), "the sweep file (docs/sweeps.md)")
+      ("ranks-per-run", po::value(&o.ranks)->default_value(1), "ranks of each run (mpirun -np N when N > 1)")
+      ("parallel", po::value(&o.parallel)->default_value(1), "runs at the same time")
+      ("oversubscribe", "pass --oversubscribe to mpirun (more ranks than cores)");
+  po::positional_options_description pos;
+  pos.add("action", 1).add("sweep", 1);
+  po::variables_map vm;
+  if (!parse_args("sweep", "sweep plan|run|status S.yaml [--ranks-per-run N] [--parallel P]", args, desc, vm, &pos))
+    return 0;
+  o.oversubscribe = vm.count("oversubscribe") > 0;
+  if (action != "plan" && action != "run" && action != "status")
+    throw ConfigError("sweep", concat("'", action, "' is not one of: plan, run, status"));
+  if (o.ranks < 1) throw ConfigError("--ranks-per-run", "must be >= 1");
+  if (o.parallel < 1) throw ConfigError("--parallel", "must be >= 1");
+  const Sweep sw = load_sweep(file);
+
+  if (action == "plan" || action == "status") {
+    std::map<std::string, int> count;
+    std::printf("%-4s %-12s %-12s %s\n", "#", "run", "state", "what");
+    for (size_t i = 0; i < sw.runs.size(); ++i) {
+      std::string detail;
+      const std::string st = state_of(sw.runs[i], &detail);
+      ++count[st];
+      std::printf("%-4zu %-12s %-12s %s\n", i, fs::path(sw.runs[i].dir).filename().c_str(), st.c_str(),
+                  sw.runs[i].label.c_str());
+      if (!detail.empty() && action == "status") std::printf("     %s\n", detail.c_str());
+    }
+    std::printf("%zu runs in %s:", sw.runs.size(), sw.out.c_str());
+    for (const auto& [st, n] : count) std::printf(" %d %s", n, st.c_str());
+    std::printf("\n");
+    return 0;
+  }
+
+  // run: every run not done, P at a time; a failure does not stop the others.
+  fs::create_directories(sw.out);
+  std::map<pid_t, size_t> live;
+  size_t next = 0, skipped = 0;
+  int failed = 0, stopped = 0, done = 0;
+  auto reap = [&](bool block) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, block ? 0 : WNOHANG);
+    if (pid <= 0 || !live.count(pid)) return;
+    const Run& r = sw.runs[live.at(pid)];
+    finish(r, status);
+    const std::string st = state_of(r);
+    failed += st == "failed", stopped += st == "stopped", done += st == "done";
+    std::printf("[%s] %s %s\n", st.c_str(), fs::path(r.dir).filename().c_str(), r.label.c_str());
+    std::fflush(stdout);
+    live.erase(pid);
+  };
+  while (next < sw.runs.size() || !live.empty()) {
+    if (next < sw.runs.size() && static_cast<int64_t>(live.size()) < o.parallel) {
+      const Run& r = sw.runs[next];
+      const std::string st = state_of(r);
+      if (st == "done" || st == "running") {
+        ++skipped;
+      } else {
+        live[start(r, o)] = next;
+        std::printf("[start] %s %s\n", fs::path(r.dir).filename().c_str(), r.label.c_str());
+        std::fflush(stdout);
+      }
+      ++next;
+      continue;
+    }
+    reap(true);
+  }
+  std::printf("%zu runs: %d done now, %zu already done or running, %d stopped, %d failed (oodtrain sweep status %s)\n",
+              sw.runs.size(), done, skipped, stopped, failed, file.c_str());
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace oodt

@@ -1,0 +1,65 @@
+# Sweeps: plan, run (2 ranks per run), rerun skips finished runs, a failing run does not stop
+# the others and keeps its error, runs stopped by a signal resume to bit-identical results,
+# and bad sweep files are refused before anything runs.
+source "$(dirname "$0")/common.sh" "$@"
+cmp() { "$PYTHON" "$SRC/cli/compare_checkpoints.py" "$@"; }
+sed -i 's/steps: 24, eval_every: 12, checkpoint_every: 8/steps: 8, eval_every: 8, checkpoint_every: 4/' "$WORK/tiny.yaml"
+cat > "$WORK/s.yaml" <<YAML
+out: $WORK/sweep
+base: [$WORK/tiny.yaml]
+set: {optim.momentum: 0.8}
+grid:
+  algorithms: [[], [mixup]]
+seeds: [0, 1]
+test_domains: {each: [rot_0, rot_15]}
+YAML
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep plan "$WORK/s.yaml"
+expect_contains "$WORK/o" "8 runs in $WORK/sweep: 8 not started"
+expect_contains "$WORK/o" "algorithms=[mixup] test=[rot_15] seed=1"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s.yaml" --ranks-per-run 2 --oversubscribe
+expect_contains "$WORK/o" "8 runs: 8 done now"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s.yaml" --ranks-per-run 2 --oversubscribe
+expect_contains "$WORK/o" "8 runs: 0 done now, 8 already done"
+"$PYTHON" - "$WORK/sweep" <<'PY'
+import glob, os, sys, yaml
+dirs = sorted(glob.glob(sys.argv[1] + "/*/"))
+assert len(dirs) == 8 and all(len(os.path.basename(d.rstrip("/"))) == 12 for d in dirs), dirs
+seen = set()
+for d in dirs:
+    c = yaml.safe_load(open(d + "config.yaml"))
+    assert os.path.exists(d + "done") and os.path.exists(d + "ckpt_000000008.h5"), d
+    assert c["optim"]["momentum"] == 0.8 and c["run"]["dir"] == d.rstrip("/"), c
+    seen.add((str(c["algorithms"]), tuple(c["data"]["test_domains"]), c["run"]["seed"]))
+assert len(seen) == 8, seen
+print("sweep ok")
+PY
+# The same sweep, every run stopped by SIGUSR1 after step 4, then rerun: stopped, then done,
+# and each run ends bit-identical to the uninterrupted one (same hash, other folder).
+sed "s|$WORK/sweep|$WORK/sweep2|" "$WORK/s.yaml" > "$WORK/s2.yaml"
+OODT_INJECT_SIGNAL=0:4:10 run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s2.yaml" --ranks-per-run 2 --oversubscribe
+expect_contains "$WORK/o" "8 stopped, 0 failed"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep status "$WORK/s2.yaml"
+expect_contains "$WORK/o" "8 stopped"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s2.yaml" --ranks-per-run 2 --oversubscribe --parallel 2
+expect_contains "$WORK/o" "8 runs: 8 done now"
+for d in "$WORK"/sweep/*/; do
+  cmp "$d/ckpt_000000008.h5" "$WORK/sweep2/$(basename "$d")/ckpt_000000008.h5" > /dev/null || fail "resumed run $d differs"
+done
+# A run that fails (its data file is missing) does not stop the others; its error is kept.
+cat > "$WORK/s3.yaml" <<YAML
+out: $WORK/sweep3
+base: [$WORK/tiny.yaml]
+grid: {data.path: [$DATA, $WORK/missing.h5]}
+YAML
+run_expect 1 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s3.yaml"
+expect_contains "$WORK/o" "2 runs: 1 done now, 0 already done or running, 0 stopped, 1 failed"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep status "$WORK/s3.yaml"
+expect_contains "$WORK/o" "missing.h5: file not found"
+# Bad sweeps are refused before anything runs, naming the run or the key.
+printf 'base: [%s]\ngrid: {optim.lr: [0.1, -1]}\n' "$WORK/tiny.yaml" > "$WORK/bad.yaml"
+run_expect 2 "$WORK/o" -- "$OODTRAIN" sweep plan "$WORK/bad.yaml"
+expect_contains "$WORK/o" "run 'optim.lr=-1 seed=0': optim.lr: must be"
+printf 'base: [%s]\nseed: [1]\n' "$WORK/tiny.yaml" > "$WORK/bad.yaml"
+run_expect 2 "$WORK/o" -- "$OODTRAIN" sweep plan "$WORK/bad.yaml"
+expect_contains "$WORK/o" "seeds"
+echo "1 passed, 0 failed"
