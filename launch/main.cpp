@@ -24,6 +24,7 @@ commands:
   interpolate       WiSE-FT: accuracy of (1-a)*theta_0 + a*theta_1 over a, as CSV and SVG
   export            --quantized: integer weights and step sizes of an LSQ-trained checkpoint
   sweep             plan | run | status of an ablation sweep (grid/random axes, seeds, held-out domains)
+  collect           sweep results as a table per held-out domain, with DomainBed's model selection
 
 options:
   -h, --help        this help; `oodtrain <command> --help` for a command's options
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
     if (cmd == "soup") return oodt::cmd_soup(rest);
     if (cmd == "export") return oodt::cmd_export(rest);
     if (cmd == "sweep") return oodt::cmd_sweep(rest);
+    if (cmd == "collect") return oodt::cmd_collect(rest);
   } catch (const oodt::ConfigError& e) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 2;
@@ -64,7 +66,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 1;
   }
-  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "interpolate", "soup", "export", "sweep", "--help", "--version"});
+  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "interpolate", "soup", "export", "sweep", "collect", "--help", "--version"});
   std::fprintf(stderr, "oodtrain: unknown command '%s'%s\nrun `oodtrain --help` for the list of commands\n",
                cmd.c_str(), hint.empty() ? "" : (" (did you mean '" + hint + "'?)").c_str());
   return 2;

@@ -29,6 +29,9 @@ namespace {
 struct Run {
   std::vector<std::string> sets;  // dotted.key=value overrides, in order
   std::string label;              // what distinguishes it, for people
+  std::string grid, random;       // its grid point and random draw ("key=value ...")
+  int64_t seed = 0;
+  std::vector<std::string> test;  // held-out domains it sets (empty: the base configs')
   std::string config;             // resolved YAML (run.dir included)
   std::string dir;
 };
@@ -113,7 +116,7 @@ Sweep load_sweep(const std::string& file) {
     for (const auto& p : points)
       for (const auto& v : kv.second) {
         auto q = p;
-        q.push_back(concat(key, "=", flow(v)));
+        q.push_back(concat("G", key, "=", flow(v)));
         next.push_back(q);
       }
     points = next;
@@ -134,7 +137,7 @@ Sweep load_sweep(const std::string& file) {
         for (int64_t d = 0; d < count; ++d) {
           SeededRng rng(mix_seed(static_cast<uint64_t>(seed), static_cast<uint64_t>(g), static_cast<uint64_t>(d)));
           auto q = points[g];
-          for (const auto& k : keys) q.push_back(concat(k, "=", draw(params, k, rng)));
+          for (const auto& k : keys) q.push_back(concat("R", k, "=", draw(params, k, rng)));
           next.push_back(q);
         }
       points = next;
@@ -173,10 +176,17 @@ Sweep load_sweep(const std::string& file) {
       for (int64_t seed : seeds) {
         Run r;
         r.sets = fixed;
-        for (const auto& s : point) r.sets.push_back(s);
-        r.sets.push_back(concat("run.seed=", seed));
         std::string label;
-        for (const auto& s : point) label += s + " ";
+        for (const auto& tagged : point) {  // G: grid, R: random draw
+          const std::string s = tagged.substr(1);
+          r.sets.push_back(s);
+          label += s + " ";
+          std::string& part = tagged[0] == 'G' ? r.grid : r.random;
+          part += (part.empty() ? "" : " ") + s;
+        }
+        r.sets.push_back(concat("run.seed=", seed));
+        r.seed = seed;
+        r.test = test;
         if (!test.empty()) {
           YAML::Node list(YAML::NodeType::Sequence);
           for (const auto& d : test) list.push_back(d);
@@ -250,6 +260,13 @@ pid_t start(const Run& r, const RunOptions& o) {
   fs::create_directories(r.dir);
   std::ofstream(fs::path(r.dir) / "config.yaml") << r.config;
   std::ofstream(fs::path(r.dir) / "label.txt") << r.label << "\n";
+  {  // what `oodtrain collect` groups and selects by
+    YAML::Emitter e;
+    e << YAML::BeginMap << YAML::Key << "grid" << YAML::Value << r.grid << YAML::Key << "random" << YAML::Value
+      << r.random << YAML::Key << "seed" << YAML::Value << r.seed << YAML::Key << "test_domains" << YAML::Value
+      << YAML::Flow << r.test << YAML::EndMap;
+    std::ofstream(fs::path(r.dir) / "sweep.yaml") << e.c_str() << "\n";
+  }
   for (const char* m : {"failed", "stopped"}) fs::remove(fs::path(r.dir) / m);
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   std::vector<std::string> argv;

@@ -33,6 +33,10 @@ for d in dirs:
 assert len(seen) == 8, seen
 print("sweep ok")
 PY
+run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/sweep" --select all
+expect_contains "$WORK/o" "| configuration | rot_0 | rot_15 | avg |"
+expect_contains "$WORK/o" "| algorithms=[mixup] |"
+expect_contains "$WORK/o" "Model selection: leave-one-out: no runs it can use"
 # The same sweep, every run stopped by SIGUSR1 after step 4, then rerun: stopped, then done,
 # and each run ends bit-identical to the uninterrupted one (same hash, other folder).
 sed "s|$WORK/sweep|$WORK/sweep2|" "$WORK/s.yaml" > "$WORK/s2.yaml"
