@@ -227,8 +227,19 @@ std::string state_of(const Run& r, std::string* detail = nullptr) {
   const fs::path d(r.dir);
   if (fs::exists(d / "done")) return "done";
   if (fs::exists(d / "running")) {
-    const auto pid = static_cast<pid_t>(std::atoll(read_first_line(d / "running").c_str()));
-    if (pid > 0 && ::kill(pid, 0) == 0) return "running";
+    const std::string who = read_first_line(d / "running");
+    if (who.rfind("slurm ", 0) == 0) {  // a Slurm array task: ask squeue whether it still runs
+      std::string out;
+      if (FILE* p = ::popen(("squeue -h -j " + who.substr(6) + " 2>/dev/null").c_str(), "r")) {
+        char buf[256];
+        while (std::fgets(buf, sizeof buf, p)) out += buf;
+        ::pclose(p);
+      }
+      if (!out.empty()) return "running";
+    } else {
+      const auto pid = static_cast<pid_t>(std::atoll(who.c_str()));
+      if (pid > 0 && ::kill(pid, 0) == 0) return "running";
+    }
   }
   if (fs::exists(d / "failed")) {
     if (detail) *detail = read_first_line(d / "failed");
@@ -256,7 +267,8 @@ struct RunOptions {
   bool oversubscribe = false;
 };
 
-pid_t start(const Run& r, const RunOptions& o) {
+// The run's folder with its resolved config and what collect needs to know about it.
+void write_run_files(const Run& r) {
   fs::create_directories(r.dir);
   std::ofstream(fs::path(r.dir) / "config.yaml") << r.config;
   std::ofstream(fs::path(r.dir) / "label.txt") << r.label << "\n";
@@ -267,6 +279,10 @@ pid_t start(const Run& r, const RunOptions& o) {
       << YAML::Flow << r.test << YAML::EndMap;
     std::ofstream(fs::path(r.dir) / "sweep.yaml") << e.c_str() << "\n";
   }
+}
+
+pid_t start(const Run& r, const RunOptions& o) {
+  write_run_files(r);
   for (const char* m : {"failed", "stopped"}) fs::remove(fs::path(r.dir) / m);
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   std::vector<std::string> argv;
@@ -310,6 +326,62 @@ void finish(const Run& r, int status) {
   }
 }
 
+struct SlurmOptions {
+  std::string partition, time, launcher = "mpirun";
+  int64_t max_parallel = 0, signal_seconds = 120;
+  bool dry_run = false;
+};
+
+// Writes OUT/slurm/runs.txt (one run folder per array index) and OUT/slurm/array.sh, an sbatch
+// array script: each task runs its run unless done, forwards SIGUSR1/SIGTERM (sent by Slurm
+// `signal_seconds` before the time limit, or on preemption) to the ranks, and requeues itself
+// when they stop with a checkpoint (exit 75).
+std::string write_array_script(const Sweep& sw, const RunOptions& o, const SlurmOptions& so) {
+  const fs::path dir = fs::absolute(fs::path(sw.out) / "slurm");
+  fs::create_directories(dir);
+  {
+    std::ofstream runs(dir / "runs.txt");
+    for (const auto& r : sw.runs) runs << fs::absolute(r.dir).string() << "\n";
+  }
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  const std::string launch = so.launcher == "srun" ? concat("srun --mpi=pmix -n ", o.ranks)
+                                                   : (o.ranks > 1 ? concat("mpirun -np ", o.ranks) : std::string());
+  std::ostringstream s;
+  s << "#!/bin/bash\n"
+    << "# Written by `oodtrain sweep slurm " << sw.file << "`: one array task per run of the sweep.\n"
+    << "#SBATCH --job-name=oodt-" << fs::path(sw.file).stem().string() << "\n"
+    << "#SBATCH --array=0-" << sw.runs.size() - 1 << (so.max_parallel > 0 ? concat("%", so.max_parallel) : "") << "\n"
+    << "#SBATCH --ntasks=" << o.ranks << "\n"
+    << "#SBATCH --time=" << so.time << "\n";
+  if (!so.partition.empty()) s << "#SBATCH --partition=" << so.partition << "\n";
+  s << "#SBATCH --signal=B:USR1@" << so.signal_seconds << "\n"
+    << "#SBATCH --requeue\n#SBATCH --open-mode=append\n"
+    << "#SBATCH --output=" << (dir / "%A_%a.out").string() << "\n"
+    << "set -u\n"
+    << "dir=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" '" << (dir / "runs.txt").string() << "')\n"
+    << "[ -e \"$dir/done\" ] && exit 0\n"
+    << "rm -f \"$dir/failed\" \"$dir/stopped\"\n"
+    << "echo \"slurm ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" > \"$dir/running\"\n"
+    << "# Slurm signals this shell (B:); pass it on to the ranks, which stop at an agreed step.\n"
+    << "child=\nforward() { [ -n \"$child\" ] && kill -USR1 \"$child\" 2> /dev/null; }\n"
+    << "trap forward USR1 TERM\n"
+    << (launch.empty() ? "" : launch + " ") << "'" << self << "' train -c \"$dir/config.yaml\" --resume >> \"$dir/log.txt\" 2>&1 &\n"
+    << "child=$!\n"
+    << "while :; do wait \"$child\"; code=$?; kill -0 \"$child\" 2> /dev/null || break; done\n"
+    << "rm -f \"$dir/running\"\n"
+    << "case $code in\n"
+    << "  0) echo ok > \"$dir/done\" ;;\n"
+    << "  " << kExitRequeue << ") echo \"stopped by a signal with a checkpoint; requeued\" > \"$dir/stopped\"\n"
+    << "      scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" ;;\n"
+    << "  *) echo \"exit $code: $(grep -a error \"$dir/log.txt\" | tail -n 1)\" > \"$dir/failed\" ;;\n"
+    << "esac\n"
+    << "exit $code\n";
+  const fs::path script = dir / "array.sh";
+  std::ofstream(script) << s.str();
+  fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
+  return script.string();
+}
+
 }  // namespace
 
 int cmd_sweep(const Args& args) {
@@ -321,15 +393,48 @@ int cmd_sweep(const Args& args) {
       ("sweep", po::value(&file)->required(), "the sweep file (docs/sweeps.md)")
       ("ranks-per-run", po::value(&o.ranks)->default_value(1), "ranks of each run (mpirun -np N when N > 1)")
       ("parallel", po::value(&o.parallel)->default_value(1), "runs at the same time")
-      ("oversubscribe", "pass --oversubscribe to mpirun (more ranks than cores)");
+      ("oversubscribe", "pass --oversubscribe to mpirun (more ranks than cores)")
+      ("ntasks-per-run", po::value<int64_t>(), "slurm: ranks of each run (as --ranks-per-run)")
+      ("partition", po::value<std::string>(), "slurm: the partition")
+      ("time", po::value<std::string>(), "slurm: time limit of each run, e.g. 02:00:00")
+      ("max-parallel", po::value<int64_t>()->default_value(0), "slurm: array tasks at the same time (0: no limit)")
+      ("signal-seconds", po::value<int64_t>()->default_value(120), "slurm: SIGUSR1 this long before the time limit")
+      ("launcher", po::value<std::string>()->default_value("mpirun"), "slurm: mpirun | srun")
+      ("dry-run", "slurm: write the array script, do not submit it");
   po::positional_options_description pos;
   pos.add("action", 1).add("sweep", 1);
   po::variables_map vm;
-  if (!parse_args("sweep", "sweep plan|run|status S.yaml [--ranks-per-run N] [--parallel P]", args, desc, vm, &pos))
+  if (!parse_args("sweep",
+                  "sweep plan|run|status S.yaml [--ranks-per-run N] [--parallel P]\n"
+                  "       sweep slurm S.yaml --ntasks-per-run N --time T [--partition P] [--max-parallel K] [--dry-run]",
+                  args, desc, vm, &pos))
     return 0;
   o.oversubscribe = vm.count("oversubscribe") > 0;
-  if (action != "plan" && action != "run" && action != "status")
-    throw ConfigError("sweep", concat("'", action, "' is not one of: plan, run, status"));
+  if (action != "plan" && action != "run" && action != "status" && action != "slurm")
+    throw ConfigError("sweep", concat("'", action, "' is not one of: plan, run, status, slurm"));
+  if (action == "slurm") {
+    SlurmOptions so;
+    if (!vm.count("time")) throw ConfigError("--time", "sweep slurm needs the time limit of one run, e.g. --time 02:00:00");
+    so.time = vm["time"].as<std::string>();
+    if (vm.count("partition")) so.partition = vm["partition"].as<std::string>();
+    if (vm.count("ntasks-per-run")) o.ranks = vm["ntasks-per-run"].as<int64_t>();
+    so.max_parallel = vm["max-parallel"].as<int64_t>();
+    so.signal_seconds = vm["signal-seconds"].as<int64_t>();
+    so.launcher = vm["launcher"].as<std::string>();
+    so.dry_run = vm.count("dry-run") > 0;
+    if (so.launcher != "mpirun" && so.launcher != "srun")
+      throw ConfigError("--launcher", concat("'", so.launcher, "' is not one of: mpirun, srun"));
+    if (o.ranks < 1) throw ConfigError("--ntasks-per-run", "must be >= 1");
+    const Sweep sw = load_sweep(file);
+    for (const auto& r : sw.runs) write_run_files(r);
+    const std::string script = write_array_script(sw, o, so);
+    std::printf("wrote %s (%zu array tasks)\n", script.c_str(), sw.runs.size());
+    if (so.dry_run) return 0;
+    std::fflush(stdout);
+    const int rc = std::system(("sbatch --parsable '" + script + "'").c_str());
+    if (rc != 0) throw Error(concat("sbatch failed (exit ", WEXITSTATUS(rc), ") for ", script));
+    return 0;
+  }
   if (o.ranks < 1) throw ConfigError("--ranks-per-run", "must be >= 1");
   if (o.parallel < 1) throw ConfigError("--parallel", "must be >= 1");
   const Sweep sw = load_sweep(file);

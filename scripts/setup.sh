@@ -11,6 +11,7 @@ PACKAGES=(
   libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
   libgtest-dev googletest                     # tests
   python3-torch python3-h5py python3-numpy python3-yaml  # golden values, checkpoint and config checks in tests
+  slurmctld slurmd slurm-client munge libpmix-dev  # a local Slurm for the sweep tests
   dataset-fashion-mnist                       # the embedded default data
 )
 

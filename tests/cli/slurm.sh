@@ -1,0 +1,57 @@
+# Sweeps on a real (single-node, local) Slurm: a 4-run array with 2 ranks per run, and a run
+# preempted by SIGUSR1 that stops with a checkpoint, requeues itself, resumes and ends
+# bit-identical to the same run made without Slurm. Needs the cluster of
+# scripts/slurm_local.sh (scripts/test.sh starts and stops it; SLURM_CONF points at it).
+source "$(dirname "$0")/common.sh" "$@"
+cmp() { "$PYTHON" "$SRC/cli/compare_checkpoints.py" "$@"; }
+command -v sbatch > /dev/null && sinfo -h > /dev/null 2>&1 \
+  || fail "no Slurm cluster answers (start one with scripts/slurm_local.sh start and export SLURM_CONF)"
+sed -i 's/steps: 24, eval_every: 12, checkpoint_every: 8/steps: 8, eval_every: 8, checkpoint_every: 4/' "$WORK/tiny.yaml"
+# Wait until `sweep status` reports N runs in STATE, at most T seconds.
+wait_for() {
+  local sweep=$1 want=$2 t=$3
+  for _ in $(seq "$t"); do
+    "$OODTRAIN" sweep status "$sweep" 2>&1 | tail -1 | grep -qF "$want" && return 0
+    sleep 1
+  done
+  "$OODTRAIN" sweep status "$sweep"; squeue; fail "sweep $sweep did not reach '$want' in $t s"
+}
+
+cat > "$WORK/s.yaml" <<YAML
+out: $WORK/array
+base: [$WORK/tiny.yaml]
+grid: {algorithms: [[], [mixup]]}
+seeds: [0, 1]
+YAML
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep slurm "$WORK/s.yaml" --ntasks-per-run 2 --time 00:05:00 --max-parallel 1
+expect_contains "$WORK/o" "4 array tasks"
+expect_contains "$WORK/array/slurm/array.sh" "#SBATCH --array=0-3%1"
+expect_contains "$WORK/array/slurm/array.sh" "#SBATCH --signal=B:USR1@120"
+wait_for "$WORK/s.yaml" "4 runs in $WORK/array: 4 done" 180
+run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/array"
+expect_contains "$WORK/o" "| algorithms=[mixup] |"
+
+# Preemption: SIGUSR1 to the batch shell of a long run; it forwards the signal, the ranks stop
+# with a checkpoint (exit 75) and the task requeues itself. Slurm holds a requeued job back
+# for 2 minutes; the test moves its begin time to now instead of waiting.
+cat > "$WORK/p.yaml" <<YAML
+out: $WORK/pre
+base: [$WORK/tiny.yaml]
+set: {train.steps: 1500, train.eval_every: 0, train.checkpoint_every: 0}
+YAML
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep slurm "$WORK/p.yaml" --ntasks-per-run 2 --time 00:05:00
+job=$(tail -1 "$WORK/o")
+run=$(ls -d "$WORK"/pre/*/ | grep -v /slurm/)
+for _ in $(seq 120); do grep -q "step " "$run/log.txt" 2>/dev/null && break; sleep 0.5; done
+scancel --batch --signal=USR1 "${job}_0"
+for _ in $(seq 60); do [ -e "$run/stopped" ] && break; sleep 0.5; done
+[ -e "$run/stopped" ] || { cat "$run/log.txt"; fail "the preempted run did not stop with a checkpoint"; }
+scontrol update JobId="${job}_0" BeginTime=now 2> /dev/null || true
+wait_for "$WORK/p.yaml" "1 runs in $WORK/pre: 1 done" 180
+expect_contains "$run/log.txt" "stopped by signal 10"
+expect_contains "$run/log.txt" "resuming from"
+# The same run without Slurm or interruption, in another folder (same hash).
+sed "s|$WORK/pre|$WORK/local|" "$WORK/p.yaml" > "$WORK/l.yaml"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/l.yaml" --ranks-per-run 2 --oversubscribe
+cmp "$run/ckpt_000001500.h5" "$WORK/local/$(basename "$run")/ckpt_000001500.h5" || fail "preempted run differs"
+echo "1 passed, 0 failed"
