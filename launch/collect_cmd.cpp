@@ -37,6 +37,7 @@ struct Result {
   std::set<std::string> held_out;
   std::map<std::string, Split> in, out;  // per domain, last evaluation
   double val = NAN;                       // training domains' out splits
+  std::vector<std::pair<int64_t, double>> curve;  // (step, validation accuracy) per evaluation
   double acc_all(const std::string& d) const {  // both splits
     const Split a = in.at(d), b = out.at(d);
     return (a.acc * a.n + b.acc * b.n) / (a.n + b.n);
@@ -57,10 +58,18 @@ std::vector<Result> load_results(const std::vector<std::string>& dirs) {
     const YAML::Node meta = YAML::LoadFile((fs::path(dir) / "sweep.yaml").string());
     std::ifstream metrics(fs::path(dir) / "metrics.jsonl");
     std::string line, last;
-    while (std::getline(metrics, line))
-      if (!line.empty()) last = line;
-    if (last.empty()) throw DataError(concat(dir, "/metrics.jsonl: no evaluation in a finished run"));
     Result r;
+    while (std::getline(metrics, line)) {
+      if (line.empty()) continue;
+      last = line;
+      const YAML::Node e = YAML::Load(line);
+      double v = 0, n = 0;
+      for (const auto& kv : e["domains"])
+        if (!kv.second["held_out"].as<bool>())
+          v += kv.second["out"]["acc"].as<double>() * kv.second["out"]["n"].as<double>(), n += kv.second["out"]["n"].as<double>();
+      if (n > 0) r.curve.emplace_back(e["step"].as<int64_t>(), v / n);
+    }
+    if (last.empty()) throw DataError(concat(dir, "/metrics.jsonl: no evaluation in a finished run"));
     r.dir = dir;
     r.grid = meta["grid"].as<std::string>("");
     r.random = meta["random"].as<std::string>("");
@@ -205,6 +214,97 @@ std::string print(const Table& t, const std::set<std::string>& domains, const st
   return os.str();
 }
 
+const char* kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+
+// Grouped bars: per held-out domain, one bar per configuration (mean), whisker ± SE.
+std::string svg_bars(const Table& t, const std::set<std::string>& domains, const std::string& method) {
+  const double W = 160 + 90.0 * static_cast<double>(domains.size()), H = 330, L = 55, B = 40, T = 30;
+  const double R = 260;
+  double hi = 0;
+  for (const auto& [g, cells] : t)
+    for (const auto& [d, c] : cells) hi = std::max(hi, c.mean() + c.stderr_());
+  hi = std::min(1.0, hi + 0.05);
+  auto Y = [&](double v) { return T + (H - T - B) * (hi - v) / hi; };
+  std::ostringstream s;
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W + R << "\" height=\"" << H
+    << "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    << "<text x=\"" << L << "\" y=\"16\" font-size=\"12\">held-out accuracy, " << method
+    << " selection (mean, ± standard error over seeds)</text>\n";
+  for (int i = 0; i <= 4; ++i) {
+    const double v = hi * i / 4;
+    s << "<line x1=\"" << L << "\" x2=\"" << W << "\" y1=\"" << Y(v) << "\" y2=\"" << Y(v) << "\" stroke=\"#ddd\"/>"
+      << "<text x=\"" << L - 4 << "\" y=\"" << Y(v) + 4 << "\" text-anchor=\"end\">" << concat(std::round(v * 100) / 100)
+      << "</text>\n";
+  }
+  const double group = (W - L - 10) / static_cast<double>(domains.size());
+  const double bar = group * 0.8 / static_cast<double>(t.size());
+  size_t di = 0;
+  for (const auto& d : domains) {
+    const double x0 = L + 5 + group * static_cast<double>(di++);
+    s << "<text x=\"" << x0 + group * 0.4 << "\" y=\"" << H - B + 15 << "\" text-anchor=\"middle\">" << d << "</text>\n";
+    size_t gi = 0;
+    for (const auto& [g, cells] : t) {
+      const double x = x0 + bar * static_cast<double>(gi);
+      const char* colour = kColours[gi++ % 8];
+      auto it = cells.find(d);
+      if (it == cells.end()) continue;
+      const double m = it->second.mean(), e = it->second.stderr_();
+      s << "<rect x=\"" << x << "\" y=\"" << Y(m) << "\" width=\"" << bar * 0.9 << "\" height=\"" << Y(0) - Y(m)
+        << "\" fill=\"" << colour << "\"/><line x1=\"" << x + bar * 0.45 << "\" x2=\"" << x + bar * 0.45 << "\" y1=\""
+        << Y(m - e) << "\" y2=\"" << Y(m + e) << "\" stroke=\"black\"/>\n";
+    }
+  }
+  size_t gi = 0;
+  for (const auto& [g, cells] : t) {
+    const double y = T + 14.0 * static_cast<double>(gi);
+    s << "<rect x=\"" << W + 10 << "\" y=\"" << y << "\" width=\"10\" height=\"10\" fill=\"" << kColours[gi++ % 8]
+      << "\"/><text x=\"" << W + 25 << "\" y=\"" << y + 9 << "\">" << (g.empty() ? "(base)" : g) << "</text>\n";
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
+// Learning curves: validation accuracy against step, mean over the runs of each configuration.
+std::string svg_curves(const std::vector<Result>& results) {
+  std::map<std::string, std::map<int64_t, std::pair<double, int>>> acc;  // grid -> step -> (sum, n)
+  for (const auto& r : results)
+    for (const auto& [step, v] : r.curve) {
+      auto& cell = acc[r.grid][step];
+      cell.first += v, cell.second += 1;
+    }
+  int64_t last = 1;
+  double lo = 1, hi = 0;
+  for (const auto& [g, steps] : acc)
+    for (const auto& [step, c] : steps) {
+      last = std::max(last, step);
+      lo = std::min(lo, c.first / c.second), hi = std::max(hi, c.first / c.second);
+    }
+  lo = std::max(0.0, lo - 0.02), hi = std::min(1.0, hi + 0.02);
+  const double W = 420, H = 300, L = 55, B = 40, T = 30, R = 260;
+  auto X = [&](double s) { return L + (W - L - 10) * s / static_cast<double>(last); };
+  auto Y = [&](double v) { return T + (H - T - B) * (hi - v) / std::max(1e-9, hi - lo); };
+  std::ostringstream s;
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W + R << "\" height=\"" << H
+    << "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    << "<text x=\"" << L << "\" y=\"16\" font-size=\"12\">validation accuracy (training domains' out splits) against step</text>\n"
+    << "<line x1=\"" << L << "\" x2=\"" << W - 10 << "\" y1=\"" << H - B << "\" y2=\"" << H - B << "\" stroke=\"black\"/>"
+    << "<text x=\"" << W - 10 << "\" y=\"" << H - B + 15 << "\" text-anchor=\"end\">" << last << "</text>"
+    << "<text x=\"" << L - 4 << "\" y=\"" << Y(lo) + 4 << "\" text-anchor=\"end\">" << concat(std::round(lo * 100) / 100)
+    << "</text><text x=\"" << L - 4 << "\" y=\"" << Y(hi) + 4 << "\" text-anchor=\"end\">"
+    << concat(std::round(hi * 100) / 100) << "</text>\n";
+  size_t gi = 0;
+  for (const auto& [g, steps] : acc) {
+    const char* colour = kColours[gi % 8];
+    s << "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" << colour << "\" points=\"";
+    for (const auto& [step, c] : steps) s << X(static_cast<double>(step)) << "," << Y(c.first / c.second) << " ";
+    const double y = T + 14.0 * static_cast<double>(gi++);
+    s << "\"/>\n<rect x=\"" << W + 10 << "\" y=\"" << y << "\" width=\"10\" height=\"10\" fill=\"" << colour
+      << "\"/><text x=\"" << W + 25 << "\" y=\"" << y + 9 << "\">" << (g.empty() ? "(base)" : g) << "</text>\n";
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
 }  // namespace
 
 int cmd_collect(const Args& args) {
@@ -215,7 +315,9 @@ int cmd_collect(const Args& args) {
       ("dirs", po::value(&dirs)->multitoken()->required(), "sweep output folders (or run folders)")
       ("select", po::value(&method)->default_value(method), "training-domain | leave-one-out | oracle | all")
       ("format", po::value(&format)->default_value(format), "markdown | csv | latex")
-      ("out,o", po::value(&out), "write the tables to this file as well");
+      ("out,o", po::value(&out), "write the tables to this file as well")
+      ("plot", po::value<std::string>(), "SVG of held-out accuracy per domain and configuration (first selection)")
+      ("curves", po::value<std::string>(), "SVG of validation accuracy against step per configuration");
   po::positional_options_description pos;
   pos.add("dirs", -1);
   po::variables_map vm;
@@ -230,10 +332,15 @@ int cmd_collect(const Args& args) {
   const auto results = load_results(dirs);
   if (results.empty()) throw DataError(concat("no finished sweep runs (folders with sweep.yaml and done) in the given folders"));
   std::string text = format == "csv" ? "selection,configuration,domain,mean,stderr,seeds\n" : "";
+  bool plotted = false;
   for (const auto& m : methods) {
     if (method != "all" && method != m) continue;
     std::set<std::string> domains;
     const Table t = select(results, m, domains);
+    if (!t.empty() && !plotted && vm.count("plot")) {
+      std::ofstream(vm["plot"].as<std::string>()) << svg_bars(t, domains, m);
+      plotted = true;
+    }
     if (t.empty()) {
       text += concat("Model selection: ", m, ": no runs it can use",
                      m == "leave-one-out" ? " (it needs runs holding out pairs of domains)" : "", "\n\n");
@@ -243,6 +350,7 @@ int cmd_collect(const Args& args) {
   }
   std::fputs(text.c_str(), stdout);
   if (!out.empty()) std::ofstream(out) << text;
+  if (vm.count("curves")) std::ofstream(vm["curves"].as<std::string>()) << svg_curves(results);
   return 0;
 }
 

@@ -77,6 +77,9 @@ PY
 run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/runs" --select training-domain
 expect_contains "$WORK/o" "| configuration | d0 | d1 | d2 | avg |"
 expect_contains "$WORK/o" "| algorithms=[mixup] |"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/runs" --select oracle --plot "$WORK/bars.svg" --curves "$WORK/curves.svg"
+[ "$(grep -c '<rect x=' "$WORK/bars.svg")" -eq 8 ] || fail "expected 6 bars and 2 legend boxes in the plot"
+[ "$(grep -c '<polyline' "$WORK/curves.svg")" -eq 2 ] || fail "expected one learning curve per configuration"
 run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/runs" --select oracle --format latex
 expect_contains "$WORK/o" "\\begin{tabular}{lcccc}"
 run_expect 2 "$WORK/o" -- "$OODTRAIN" collect "$WORK/runs" --select best
