@@ -16,6 +16,7 @@
 //     if the epoch changed:        run(EpochEnd)
 //     if step % eval_every == 0:   evaluate every domain's in/out split; run(Evaluation)
 //     if step % checkpoint_every == 0: run(Checkpoint); write checkpoint (plugin state included)
+//     if a stop signal reached any rank (one all-reduce): write checkpoint; stop (exit code 75)
 //   run(FitEnd)
 //
 // Ordering: on Before* phases (and the unpaired ones) plugins run in config order; on After*
