@@ -7,7 +7,7 @@ scripts/setup.sh
 # The Slurm tests (label slurm) need a running cluster: a local single-node one, as root.
 if [ "$(id -u)" -eq 0 ] && [ -z "${SLURM_CONF:-}" ]; then
   eval "$(scripts/slurm_local.sh start)"
-  trap 'scripts/slurm_local.sh stop' EXIT
+  trap "'$PWD/scripts/slurm_local.sh' stop" EXIT
 fi
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure --timeout 900 "$@"
