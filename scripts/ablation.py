@@ -12,7 +12,6 @@ evaluation), val_acc (training domains' out splits), heldout_acc (held-out domai
 heldout_ece. The table is printed as Markdown and written to OUT/summary.md.
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -20,25 +19,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from oodt_metrics import evaluations, summary  # noqa: E402
 
 
 def summarize(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        last = json.loads(f.readlines()[-1])
-    val = held = held_ece = 0.0
-    nv = nh = 0
-    for d in last["domains"].values():
-        for split in ("in", "out"):
-            m = d[split]
-            if d["held_out"]:
-                held += m["acc"] * m["n"]
-                held_ece += m["ece"] * m["n"]
-                nh += m["n"]
-            elif split == "out":
-                val += m["acc"] * m["n"]
-                nv += m["n"]
-    return {"train_loss": last["train_loss"], "val_acc": val / nv if nv else float("nan"),
-            "heldout_acc": held / nh if nh else float("nan"), "heldout_ece": held_ece / nh if nh else float("nan")}
+    last = evaluations(run_dir)[-1]
+    s = summary(last)
+    return {"train_loss": last["train_loss"], "val_acc": s["val"], "heldout_acc": s["held"], "heldout_ece": s["held_ece"]}
 
 
 def main():

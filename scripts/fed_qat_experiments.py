@@ -11,7 +11,6 @@ out), then fine-tuned 600 steps as full precision, LSQ, LSQ+SAGM and GAQAT at W4
 Finished runs are skipped when rerun. Writes OUT/summary.md and OUT/fedspeed.svg.
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from oodt_metrics import evaluations, summary  # noqa: E402
 QUICK = os.path.join(ROOT, "configs/quickstart.yaml")
 EXP = os.path.join(ROOT, "bench/experiments")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -37,22 +38,12 @@ def train(binary, ranks, run, args):
     print(f"  {time.time() - t0:5.0f} s  {run}", file=sys.stderr)
 
 
-def evaluations(run):
+def per_evaluation(run):
     """Per evaluation: step, validation (training domains' out) and held-out accuracy, plugins."""
     out = []
-    for line in open(os.path.join(run, "metrics.jsonl")):
-        e = json.loads(line)
-        val = held = 0.0
-        nv = nh = 0
-        for d in e["domains"].values():
-            for split in ("in", "out"):
-                m = d[split]
-                if d["held_out"]:
-                    held, nh = held + m["acc"] * m["n"], nh + m["n"]
-                elif split == "out":
-                    val, nv = val + m["acc"] * m["n"], nv + m["n"]
-        out.append({"step": e["step"], "val": val / nv if nv else float("nan"),
-                    "held": held / nh if nh else float("nan"), **e.get("plugins", {})})
+    for e in evaluations(run):
+        s = summary(e)
+        out.append({"step": e["step"], "val": s["val"], "held": s["held"], **e.get("plugins", {})})
     return out
 
 
@@ -139,7 +130,7 @@ def main():
                                 + (", dirichlet_alpha: 0.3" if split == "dirichlet" else "") + "}}]")
                         sets += ["--set", algo]
                     train(args.binary, ranks, run, ["-c", QUICK, "-c", os.path.join(EXP, cfg)] + sets)
-                    fed.setdefault((split, method), []).append(evaluations(run))
+                    fed.setdefault((split, method), []).append(per_evaluation(run))
         for split, title in (("dirichlet", "4 clients, Dirichlet(0.3) labels, 2 ranks; accuracy on rot_0 (the clients' domain)"),
                              ("domain", "5 clients, one per rotation 15-75; validation = their out splits, held-out = rot_0")):
             lines += [f"FedSpeed vs FedAvg, {title}:", "",
@@ -174,7 +165,7 @@ def main():
                 train(args.binary, 2, run, ["-c", QUICK, "-c", os.path.join(EXP, "qat.yaml"), "--set", f"run.seed={seed}",
                                             "--set", f"algorithms={algos}", "--init-from",
                                             os.path.join(base, "ckpt_000001500.h5")])
-                qat.setdefault(name, []).append(evaluations(run)[-1])
+                qat.setdefault(name, []).append(per_evaluation(run)[-1])
         lines += ["GAQAT (fine-tuned 600 steps from a float CNN; held-out = rot_0):", "",
                   "| variant | val acc | held-out acc | frozen share | conflicting share |", "|---|---|---|---|---|"]
         bars = []

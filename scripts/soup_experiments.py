@@ -28,6 +28,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from oodt_metrics import evaluations, summary  # noqa: E402
 QUICK = os.path.join(ROOT, "configs/quickstart.yaml")
 PRE = os.path.join(ROOT, "bench/experiments/soups_pretrain.yaml")
 FT = os.path.join(ROOT, "bench/experiments/soups_finetune.yaml")
@@ -49,18 +51,9 @@ def oodtrain(binary, ranks, args, log, done):
 
 def final_metrics(run_dir):
     """Validation (training domains' out splits) and held-out accuracy of the last evaluation."""
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        last = json.loads(f.readlines()[-1])
-    val = held = 0.0
-    nv = nh = 0
-    for d in last["domains"].values():
-        for split in ("in", "out"):
-            m = d[split]
-            if d["held_out"]:
-                held, nh = held + m["acc"] * m["n"], nh + m["n"]
-            elif split == "out":
-                val, nv = val + m["acc"] * m["n"], nv + m["n"]
-    return {"val": val / nv, "ood": held / nh, "sparsity": last.get("plugins", {}).get("sparsity", 0.0)}
+    last = evaluations(run_dir)[-1]
+    s = summary(last)
+    return {"val": s["val"], "ood": s["held"], "sparsity": last.get("plugins", {}).get("sparsity", 0.0)}
 
 
 def one_seed(binary, seed, out):
