@@ -195,7 +195,8 @@ Sweep load_sweep(const std::string& file) {
         }
         label += concat("seed=", seed);
         r.label = label;
-        // Resolve (every default filled in) with a placeholder run.dir, hash, then name the dir.
+        // The folder name is a hash of the resolved config (every default filled in), computed
+        // with a fixed placeholder for run.dir so that it does not depend on the output folder.
         ConfigTree t;
         for (const auto& f : files) t.merge_file(f);
         for (const auto& s : r.sets) t.set(s);

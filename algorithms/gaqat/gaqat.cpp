@@ -122,6 +122,12 @@ void Gaqat::run(Phase phase, State& state) {
         if (kv.key().size() > 5 && kv.key().compare(kv.key().size() - 5, 5, "_step") == 0) steps_.emplace_back(kv.key(), kv.value());
       if (steps_.empty())
         throw ConfigError("algorithms." + name(), "the model has no quantizers: list the lsq plugin before gaqat");
+      // Where each step sits among the trainable parameters (the order sagm_second_pass uses).
+      step_index_.clear();
+      const std::vector<at::Tensor> params = trainable(*state.model);
+      for (const auto& [n, s] : steps_)
+        for (size_t j = 0; j < params.size(); ++j)
+          if (params[j].is_same(s)) step_index_.push_back(j);
       const size_t n = steps_.size();
       signs_.assign(n, {});
       conflicts_.assign(n, {});
@@ -149,10 +155,7 @@ void Gaqat::run(Phase phase, State& state) {
       std::vector<at::Tensor> params = trainable(*state.model);
       const SagmGradients g = sagm_second_pass(state, params, o_.sagm.rho, o_.sagm.alpha);
       // Each quantizer step's two gradient parts, all-reduced so every rank decides alike.
-      std::vector<size_t> index;
-      for (const auto& [name, s] : steps_)
-        for (size_t j = 0; j < params.size(); ++j)
-          if (params[j].is_same(s)) index.push_back(j);
+      const std::vector<size_t>& index = step_index_;
       const auto L = static_cast<int64_t>(steps_.size());
       at::Tensor parts = at::zeros({2 * L}, at::kDouble);
       std::vector<double> gs_local(static_cast<size_t>(L), 0.0);

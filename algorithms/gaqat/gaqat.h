@@ -93,6 +93,7 @@ class Gaqat final : public Algorithm {
  private:
   GaqatOptions o_;
   std::vector<std::pair<std::string, at::Tensor>> steps_;  // quantizer step parameters
+  std::vector<size_t> step_index_;                         // [quantizer] index among trainable parameters
   std::vector<std::deque<int>> signs_, conflicts_;         // [quantizer] last `window` entries
   std::vector<bool> frozen_;
   std::vector<double> disorder_;
