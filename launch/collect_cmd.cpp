@@ -79,6 +79,7 @@ std::vector<Result> load_results(const std::vector<std::string>& dirs) {
     for (const auto& kv : e["domains"]) {
       const std::string d = kv.first.as<std::string>();
       for (const char* part : {"in", "out"}) {
+        if (!kv.second[part]) continue;  // data.eval_train_in: false leaves training domains' in out
         Split s{kv.second[part]["acc"].as<double>(), kv.second[part]["n"].as<double>()};
         (std::string(part) == "in" ? r.in : r.out)[d] = s;
       }

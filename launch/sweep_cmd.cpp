@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "core/checkpoint.h"
 #include "core/config.h"
@@ -288,7 +289,7 @@ pid_t start(const Run& r, const RunOptions& o) {
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   std::vector<std::string> argv;
   if (o.ranks > 1) {
-    argv = {"mpirun", "-np", std::to_string(o.ranks)};
+    argv = {"mpirun", "-np", std::to_string(o.ranks), "-x", "OMP_NUM_THREADS"};
     if (o.oversubscribe) argv.push_back("--oversubscribe");
   }
   for (const std::string& a : {self, std::string("train"), std::string("-c"), (fs::path(r.dir) / "config.yaml").string(),
@@ -297,6 +298,13 @@ pid_t start(const Run& r, const RunOptions& o) {
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(concat("fork failed for ", r.dir));
   if (pid == 0) {
+    // P runs of N ranks share the node: each rank gets cores / (P * N) threads (train.threads:
+    // 0 reads OMP_NUM_THREADS), unless the user chose a count.
+    if (!std::getenv("OMP_NUM_THREADS")) {
+      const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+      const int per_rank = std::max<int>(1, static_cast<int>(hw / std::max<int64_t>(1, o.parallel * o.ranks)));
+      ::setenv("OMP_NUM_THREADS", std::to_string(per_rank).c_str(), 1);
+    }
     const int fd = ::open((fs::path(r.dir) / "log.txt").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, STDOUT_FILENO);

@@ -46,6 +46,11 @@ run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep status "$WORK/s2.yaml"
 expect_contains "$WORK/o" "8 stopped"
 run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s2.yaml" --ranks-per-run 2 --oversubscribe --parallel 2
 expect_contains "$WORK/o" "8 runs: 8 done now"
+# --parallel 2 x 2 ranks share the cores: each rank was given cores / 4 threads.
+want=$(( $(nproc) / 4 )); [ "$want" -ge 1 ] || want=1
+for d in "$WORK"/sweep2/*/; do
+  grep -q "2 rank(s), backend mpi, device cpu, $want thread(s) per rank" "$d/log.txt" || fail "$d: not $want thread(s) per rank"
+done
 for d in "$WORK"/sweep/*/; do
   cmp "$d/ckpt_000000008.h5" "$WORK/sweep2/$(basename "$d")/ckpt_000000008.h5" > /dev/null || fail "resumed run $d differs"
 done
