@@ -1,8 +1,10 @@
 #include "core/averaging.h"
 
+#include <chrono>
 #include <cstring>
 
 #include "core/comm.h"
+#include "core/comm_thread.h"
 #include "core/error.h"
 #include "core/models/model.h"
 
@@ -154,10 +156,6 @@ void AveragingStrategy::sync_buffers(State& state) {
   bucketer.apply(buffers, [&](at::Tensor& buf) { state.comm->broadcast(buf, 0); });
 }
 
-void GradientAllReduce::setup(State& state) {
-  broadcast_module(*state.model, *state.comm, bucket_bytes_);
-}
-
 void all_reduce_gradients(torch::nn::Module& model, Communicator& comm, Bucketer& bucketer) {
   if (comm.world_size() == 1) return;
   std::vector<at::Tensor> grads;
@@ -177,6 +175,209 @@ void all_reduce_gradients(torch::nn::Module& model, Communicator& comm, Bucketer
   });
 }
 
-void GradientAllReduce::average(State& state) { all_reduce_gradients(*state.model, *state.comm, bucketer_); }
+
+}  // namespace oodt
+
+namespace oodt {
+
+GradientAllReduce::GradientAllReduce(GradientSyncOptions options) : options_(options) {}
+
+GradientAllReduce::~GradientAllReduce() {
+  if (thread_) {
+    try {
+      thread_->wait();
+    } catch (...) {  // a failed collective was reported where it happened
+    }
+  }
+  for (size_t i = 0; i < hook_handles_.size(); ++i) params_[i].remove_hook(hook_handles_[i]);
+}
+
+void GradientAllReduce::setup(State& state) {
+  comm_ = state.comm;
+  broadcast_module(*state.model, *comm_, options_.bucket_bytes);
+  if (comm_->world_size() == 1) return;
+  params_.clear();
+  const auto all = state.model->parameters();
+  for (auto it = all.rbegin(); it != all.rend(); ++it)
+    if (it->requires_grad()) params_.push_back(*it);
+  std::vector<char> seen(params_.size(), 0);
+  bool permutation = order_.size() == params_.size();
+  for (int64_t i : order_) {
+    permutation = permutation && i >= 0 && i < static_cast<int64_t>(params_.size()) && !seen[static_cast<size_t>(i)];
+    if (permutation) seen[static_cast<size_t>(i)] = 1;
+  }
+  if (!permutation) {
+    order_.clear();
+    for (size_t i = 0; i < params_.size(); ++i) order_.push_back(static_cast<int64_t>(i));
+  } else {
+    rebuilt_ = true;  // the order came from a checkpoint
+  }
+  std::vector<size_t> order(order_.begin(), order_.end());
+  plan(order);
+  filled_.assign(params_.size(), 0);
+  if (!options_.overlap) return;
+  // CUDA tensors with NCCL: collectives are asynchronous already; launch from the hook.
+  inline_launch_ = !params_.empty() && params_.front().is_cuda();
+  if (!inline_launch_) thread_ = std::make_unique<CommThread>();
+  for (size_t i = 0; i < params_.size(); ++i)
+    hook_handles_.push_back(params_[i].register_hook([this, i](const at::Tensor& g) { on_grad(i, g); }));
+}
+
+void GradientAllReduce::plan(const std::vector<size_t>& order) {
+  buckets_.clear();
+  bucket_of_.assign(params_.size(), 0);
+  slot_of_.assign(params_.size(), 0);
+  Bucket cur;
+  int64_t cur_bytes = 0;
+  auto flush = [&] {
+    if (cur.members.empty()) return;
+    int64_t numel = 0;
+    for (size_t i : cur.members) {
+      cur.offsets.push_back(numel);
+      numel += params_[i].numel();
+    }
+    cur.buffer = at::empty({numel}, params_[cur.members.front()].options());
+    buckets_.push_back(std::move(cur));
+    cur = Bucket{};
+    cur_bytes = 0;
+  };
+  for (size_t i : order) {
+    const at::Tensor& p = params_[i];
+    const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
+    const int64_t cap = buckets_.empty() ? std::min(options_.first_bucket_bytes, options_.bucket_bytes)
+                                         : options_.bucket_bytes;
+    if (!cur.members.empty()) {
+      const at::Tensor& first = params_[cur.members.front()];
+      if (first.scalar_type() != p.scalar_type() || first.device() != p.device() || cur_bytes + bytes > cap) flush();
+    }
+    bucket_of_[i] = buckets_.size();
+    slot_of_[i] = cur.members.size();
+    cur.members.push_back(i);
+    cur_bytes += bytes;
+  }
+  flush();
+  reset_step();
+}
+
+void GradientAllReduce::reset_step() {
+  for (Bucket& b : buckets_) b.pending = b.members.size();
+  std::fill(filled_.begin(), filled_.end(), 0);
+  next_launch_ = 0;
+}
+
+void GradientAllReduce::begin_backward(State&) {
+  if (!overlapping()) return;
+  armed_ = true;
+}
+
+// The gradient of parameter i for the whole step: what accumulated over earlier micro-batches
+// (p.grad, not yet updated when the hook runs) plus `incoming`; or p.grad alone, or zeros for
+// a parameter this step did not use (it still takes part, so every rank reduces the same).
+void GradientAllReduce::fill(size_t i, const at::Tensor* incoming) {
+  at::NoGradGuard no_grad;
+  Bucket& b = buckets_[bucket_of_[i]];
+  const at::Tensor& p = params_[i];
+  at::Tensor slot = b.buffer.narrow(0, b.offsets[slot_of_[i]], p.numel()).view(p.sizes());
+  const at::Tensor& g = p.grad();
+  if (incoming && g.defined()) at::add_out(slot, g, *incoming);
+  else if (incoming) slot.copy_(*incoming);
+  else if (g.defined()) slot.copy_(g);
+  else slot.zero_();
+  filled_[i] = 1;
+  --b.pending;
+}
+
+void GradientAllReduce::on_grad(size_t i, const at::Tensor& grad) {
+  if (!armed_ || filled_[i]) return;
+  if (!rebuilt_) observed_.push_back(i);
+  fill(i, &grad);
+  launch_ready();
+}
+
+// Hands every bucket whose members are all filled to the communicator, strictly in bucket
+// order (so every rank's collectives come in the same sequence).
+void GradientAllReduce::launch_ready() {
+  const double scale = 1.0 / comm_->world_size();
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
+    Bucket& b = buckets_[next_launch_++];
+    at::NoGradGuard no_grad;
+    switch (options_.compression) {
+      case GradCompression::None: b.wire = b.buffer; break;
+      case GradCompression::Fp16: b.wire = b.buffer.mul(scale).to(at::kHalf); break;
+      case GradCompression::Bf16: b.wire = b.buffer.mul(scale).to(at::kBFloat16); break;
+    }
+    if (thread_) {
+      at::Tensor wire = b.wire;
+      Communicator* comm = comm_;
+      thread_->submit([comm, wire]() mutable { comm->all_reduce_background(wire); });
+    } else {
+      comm_->all_reduce(b.wire);
+    }
+  }
+}
+
+void GradientAllReduce::average(State& state) {
+  if (comm_ == nullptr || comm_->world_size() == 1) return;
+  const bool was_armed = armed_;
+  armed_ = false;
+  // Whatever the hooks did not fill (overlap off, or parameters unused this step).
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (!filled_[i]) fill(i, nullptr);
+  launch_ready();
+  if (thread_) {
+    const auto t0 = std::chrono::steady_clock::now();
+    thread_->wait();
+    stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.comm_seconds += thread_->take_busy_seconds();
+  }
+  ++stats_.steps;
+  at::NoGradGuard no_grad;
+  const double scale = 1.0 / comm_->world_size();
+  for (Bucket& b : buckets_) {
+    if (options_.compression == GradCompression::None) b.buffer.mul_(scale);
+    else b.buffer.copy_(b.wire);  // already divided before rounding
+    b.wire = at::Tensor();
+    for (size_t k = 0; k < b.members.size(); ++k) {
+      at::Tensor& p = params_[b.members[k]];
+      const at::Tensor slot = b.buffer.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
+      if (!p.grad().defined()) p.mutable_grad() = at::empty_like(p);
+      p.mutable_grad().copy_(slot);
+    }
+  }
+  reset_step();
+  // Re-plan once, in the order gradients actually arrived on rank 0.
+  if (was_armed && !rebuilt_) {
+    rebuilt_ = true;
+    std::vector<char> seen(params_.size(), 0);
+    std::vector<int64_t> order;
+    for (size_t i : observed_)
+      if (!seen[i]) seen[i] = 1, order.push_back(static_cast<int64_t>(i));
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (!seen[i]) order.push_back(static_cast<int64_t>(i));
+    at::Tensor t = at::tensor(order, at::kLong);
+    comm_->broadcast(t, 0);
+    order_.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+    observed_.clear();
+    std::vector<size_t> o(order_.begin(), order_.end());
+    plan(o);
+  }
+}
+
+void GradientAllReduce::save(TensorMap& out) const {
+  if (rebuilt_ && !order_.empty()) out["bucket_order"] = at::tensor(order_, at::kLong);
+}
+
+void GradientAllReduce::load(const TensorMap& in) {
+  auto it = in.find("bucket_order");
+  if (it == in.end()) return;
+  const at::Tensor t = it->second.to(at::kLong).contiguous();
+  order_.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+}
+
+GradientAllReduce::Stats GradientAllReduce::take_stats() {
+  Stats s = stats_;
+  stats_ = Stats{};
+  return s;
+}
 
 }  // namespace oodt

@@ -21,6 +21,10 @@ class AveragingStrategy {
   // Once at fit start, after plugins' fit_start hooks: every rank must then hold the same
   // model. The default broadcasts rank 0's parameters and buffers.
   virtual void setup(State& state);
+  // Once per step, right before the trainer's backward pass of the step's last micro-batch
+  // (not before plugins' extra passes): a strategy that communicates during backward arms
+  // its gradient hooks here.
+  virtual void begin_backward(State&) {}
   // Once per step, between backward and the optimizer step.
   virtual void average(State& state) = 0;
   // Before every evaluation and checkpoint: makes buffers that ranks update from their own
@@ -75,20 +79,79 @@ class Bucketer {
   std::vector<Bucket> buckets_;
 };
 
-// The default: mean of gradients across ranks after every backward pass, in buckets filled in
-// reverse parameter order (the order backward produces them, so a later overlap of
-// communication with backward keeps the same buckets).
+enum class GradCompression { None, Fp16, Bf16 };
+
+struct GradientSyncOptions {
+  int64_t bucket_bytes = 25 << 20;
+  // The first bucket (the last layers' gradients, ready first) is capped smaller, so its
+  // all-reduce starts early in backward (as PyTorch DDP does).
+  int64_t first_bucket_bytes = 1 << 20;
+  // All-reduce each bucket on a communication thread as soon as backward has filled it. Only
+  // honoured when the gradients are final when backward ends (no plugin hooks after_backward
+  // or before_averaging); the trainer decides.
+  bool overlap = true;
+  // Gradients in transit: float32, or divided by the world size and rounded to float16 /
+  // bfloat16 (half the bytes; the error is measured in tests/dist).
+  GradCompression compression = GradCompression::None;
+};
+
+class CommThread;
+
+// The default: mean of gradients across ranks every step, in flat buckets filled in reverse
+// parameter order (the order backward produces gradients). With overlap, a hook on every
+// parameter copies its gradient into its bucket as backward produces it; a full bucket is
+// handed to the communication thread at once (buckets always in the same order on every
+// rank, so collectives match); average() then only waits for what is still in flight. After
+// the first overlapped step the buckets are re-planned in the order the hooks actually fired
+// on rank 0 (kept in checkpoints, so a resumed run uses the same buckets).
 class GradientAllReduce final : public AveragingStrategy {
  public:
-  explicit GradientAllReduce(int64_t bucket_bytes) : bucket_bytes_(bucket_bytes), bucketer_(bucket_bytes) {}
+  explicit GradientAllReduce(GradientSyncOptions options);
+  ~GradientAllReduce() override;
   std::string name() const override { return "gradient_all_reduce"; }
   void setup(State& state) override;
+  void begin_backward(State& state) override;
   void average(State& state) override;
-  size_t num_buckets() const { return bucketer_.num_buckets(); }
+  void save(TensorMap& out) const override;
+  void load(const TensorMap& in) override;
+
+  size_t num_buckets() const { return buckets_.size(); }
+  bool overlapping() const { return thread_ != nullptr || inline_launch_; }
+  // Since the last call: seconds the communication thread spent in collectives, and seconds
+  // the main thread waited for it in average() (hidden share = 1 - wait / comm).
+  struct Stats {
+    double comm_seconds = 0, wait_seconds = 0;
+    int64_t steps = 0;
+  };
+  Stats take_stats();
 
  private:
-  int64_t bucket_bytes_;
-  Bucketer bucketer_;
+  struct Bucket {
+    std::vector<size_t> members;  // indices into params_
+    std::vector<int64_t> offsets;
+    at::Tensor buffer;            // flat, the gradients' dtype and device
+    at::Tensor wire;              // what is reduced: buffer, or its float16/bfloat16 copy
+    size_t pending = 0;           // members not yet filled this step
+  };
+  void plan(const std::vector<size_t>& order);
+  void on_grad(size_t i, const at::Tensor& grad);
+  void fill(size_t i, const at::Tensor* incoming);
+  void launch_ready();
+  void reset_step();
+
+  GradientSyncOptions options_;
+  Communicator* comm_ = nullptr;
+  std::vector<at::Tensor> params_;  // requires_grad, reverse registration order
+  std::vector<unsigned> hook_handles_;
+  std::vector<Bucket> buckets_;
+  std::vector<size_t> bucket_of_, slot_of_;
+  std::vector<char> filled_;
+  std::vector<size_t> observed_;     // hook order in the first overlapped step
+  std::vector<int64_t> order_;       // current plan's parameter order
+  bool armed_ = false, rebuilt_ = false, inline_launch_ = false;
+  size_t next_launch_ = 0;
+  std::unique_ptr<CommThread> thread_;
+  Stats stats_;
 };
 
 }  // namespace oodt

@@ -2,10 +2,16 @@
 
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 #include "core/error.h"
+#include "core/nccl.h"
 
 namespace oodt {
 
@@ -41,8 +47,38 @@ class LocalCommunicator final : public Communicator {
   std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<LocalCommunicator>(); }
 };
 
+// float16 / bfloat16: 2-byte types summed through float32 by a user-defined MPI_Op (MPI has
+// no 16-bit float types). Created on first use, after MPI_Init.
+template <typename T>
+void sum_through_float(void* in, void* inout, int* len, MPI_Datatype*) {
+  const T* a = static_cast<const T*>(in);
+  T* b = static_cast<T*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = T(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+struct Half16 {
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  MPI_Op sum = MPI_OP_NULL;
+};
+
+template <typename T>
+const Half16& half16() {
+  static const Half16 h = [] {
+    Half16 r;
+    MPI_Type_contiguous(2, MPI_BYTE, &r.type);
+    MPI_Type_commit(&r.type);
+    MPI_Op_create(&sum_through_float<T>, /*commute=*/1, &r.sum);
+    return r;
+  }();
+  return h;
+}
+
+bool is_half16(const at::Tensor& t) { return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16; }
+
 MPI_Datatype mpi_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
+    case at::kHalf: return half16<c10::Half>().type;
+    case at::kBFloat16: return half16<c10::BFloat16>().type;
     case at::kFloat: return MPI_FLOAT;
     case at::kDouble: return MPI_DOUBLE;
     case at::kLong: return MPI_INT64_T;
@@ -54,7 +90,11 @@ MPI_Datatype mpi_type(const at::Tensor& t) {
   }
 }
 
-MPI_Op mpi_op(ReduceOp op) {
+MPI_Op mpi_op(ReduceOp op, const at::Tensor& t) {
+  if (is_half16(t)) {
+    OODT_CHECK(op == ReduceOp::Sum, "MPI communicator: float16/bfloat16 tensors can only be summed");
+    return t.scalar_type() == at::kHalf ? half16<c10::Half>().sum : half16<c10::BFloat16>().sum;
+  }
   switch (op) {
     case ReduceOp::Sum: return MPI_SUM;
     case ReduceOp::Max: return MPI_MAX;
@@ -113,18 +153,47 @@ class MpiCommunicator final : public Communicator {
 
   void all_reduce(at::Tensor& t, ReduceOp op) override {
     record("all_reduce", t);
+    if (NcclChannel* nccl = channel(t)) return nccl->all_reduce(t, op);
     staged(t, [&](at::Tensor& h) {
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, h.data_ptr(), count(h), mpi_type(h), mpi_op(op), comm_),
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, h.data_ptr(), count(h), mpi_type(h), mpi_op(op, h), comm_),
                 "MPI_Allreduce");
+    });
+  }
+  void all_reduce_background(at::Tensor& t, ReduceOp op) override {
+    record("all_reduce", t);
+    if (NcclChannel* nccl = channel(t)) return nccl->all_reduce(t, op);  // asynchronous already
+    staged(t, [&](at::Tensor& h) {
+      MPI_Request req;
+      mpi_check(MPI_Iallreduce(MPI_IN_PLACE, h.data_ptr(), count(h), mpi_type(h), mpi_op(op, h), comm_, &req),
+                "MPI_Iallreduce");
+      // Spin briefly (a peer that is already there answers within microseconds), then poll
+      // every 50 us: a spinning thread would take the core from this rank's backward pass.
+      const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+      for (int done = 0;;) {
+        mpi_check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) break;
+        if (std::chrono::steady_clock::now() < spin_until) std::this_thread::yield();
+        else std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
     });
   }
   void broadcast(at::Tensor& t, int root) override {
     record("broadcast", t);
+    if (NcclChannel* nccl = channel(t)) return nccl->broadcast(t, root);
     staged(t, [&](at::Tensor& h) {
       mpi_check(MPI_Bcast(h.data_ptr(), count(h), mpi_type(h), root, comm_), "MPI_Bcast");
     });
   }
   at::Tensor all_gather(const at::Tensor& t) override {
+    if (t.is_cuda() && nccl_compiled()) {
+      const at::Tensor src = t.contiguous();
+      record("all_gather", src);
+      std::vector<int64_t> shape{world_};
+      for (auto s : src.sizes()) shape.push_back(s);
+      at::Tensor out = at::empty(shape, src.options());
+      channel(src)->all_gather(src, out);
+      return out;
+    }
     at::Tensor src = t.to(at::kCPU).contiguous();
     record("all_gather", src);
     std::vector<int64_t> shape{world_};
@@ -142,6 +211,13 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  // The NCCL channel for a CUDA tensor when NCCL is compiled in (created by the first CUDA
+  // collective, which every rank enters together), else nullptr.
+  NcclChannel* channel(const at::Tensor& t) {
+    if (!t.is_cuda() || !nccl_compiled()) return nullptr;
+    if (!nccl_) nccl_ = make_nccl_channel(&comm_, t.device().index());
+    return nccl_.get();
+  }
   static int count(const at::Tensor& t) {
     OODT_CHECK(t.numel() <= INT32_MAX, "tensor too large for one MPI call: ", t.numel());
     return static_cast<int>(t.numel());
@@ -160,6 +236,7 @@ class MpiCommunicator final : public Communicator {
     t.copy_(host);
   }
   MPI_Comm comm_;
+  std::unique_ptr<NcclChannel> nccl_;
   int rank_ = 0, world_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 
@@ -183,8 +260,17 @@ std::unique_ptr<Communicator> make_communicator() {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
+    // SERIALIZED: the gradient communication thread calls MPI while the main thread computes,
+    // but never while the main thread is in MPI (it waits for the thread before any collective).
     mpi_check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    OODT_CHECK(provided >= MPI_THREAD_SERIALIZED, "MPI grants thread level ", provided,
+               "; oodtrain needs MPI_THREAD_SERIALIZED (a communication thread)");
     g_mpi.owned = true;
+  } else {
+    int provided = 0;
+    MPI_Query_thread(&provided);
+    OODT_CHECK(provided >= MPI_THREAD_SERIALIZED, "MPI was initialised with thread level ", provided,
+               "; oodtrain needs MPI_THREAD_SERIALIZED (a communication thread)");
   }
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);

@@ -29,8 +29,13 @@ class Communicator {
   virtual int local_size() const = 0;
   virtual std::string backend() const = 0;
 
-  // In-place reduction of a contiguous tensor; every rank ends with the result.
+  // In-place reduction of a contiguous tensor; every rank ends with the result. float16 and
+  // bfloat16 are summed through float32 element by element (compressed gradients).
   virtual void all_reduce(at::Tensor& t, ReduceOp op = ReduceOp::Sum) = 0;
+  // The same, for a communication thread that shares its core with compute: it waits by
+  // polling with short sleeps instead of spinning, so backward keeps the core meanwhile.
+  // Only one thread may be inside a collective at a time (MPI_THREAD_SERIALIZED).
+  virtual void all_reduce_background(at::Tensor& t, ReduceOp op = ReduceOp::Sum) { all_reduce(t, op); }
   // In-place broadcast of a contiguous tensor from `root`.
   virtual void broadcast(at::Tensor& t, int root = 0) = 0;
   // Gathers equal-shaped tensors: the result has a new leading dimension [world_size].

@@ -23,8 +23,9 @@ void Handle::reset() {
 }
 
 void quiet() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  // Thread-safe HDF5 keeps an error stack per thread: switch printing off in each.
+  thread_local bool done = false;
+  if (!done) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr), done = true;
 }
 
 hid_t native_type(at::ScalarType t) {

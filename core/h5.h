@@ -78,7 +78,7 @@ class File {
   std::string path_;
 };
 
-// Turns HDF5's automatic error printing off (once per process).
+// Turns HDF5's automatic error printing off (once per thread).
 void quiet();
 // Native HDF5 type for a tensor dtype.
 hid_t native_type(at::ScalarType t);

@@ -7,9 +7,12 @@
 //                                          //   parameters and buffers to every rank
 //   while step < steps:
 //     batch = data.train_batch(step)       // balanced over training domains, sharded per rank
-//     run(BeforeForward);  outputs = model(batch.inputs);        run(AfterForward)
-//     run(BeforeLoss);     loss = cross_entropy(outputs, targets); run(AfterLoss)
-//     run(BeforeBackward); loss.backward();                      run(AfterBackward)
+//                                          //   (read ahead on a thread: data/prefetch.h)
+//     for each micro-batch (train.accumulate, 1 by default):
+//       run(BeforeForward);  outputs = model(batch.inputs);        run(AfterForward)
+//       run(BeforeLoss);     loss = cross_entropy(outputs, targets); run(AfterLoss)
+//       run(BeforeBackward); [last: averaging.begin_backward()]    // buckets leave during
+//                            loss.backward();                      run(AfterBackward)
 //     run(BeforeAveraging); averaging.average();                 run(AfterAveraging)
 //     run(BeforeOptimizerStep); optimizer.step(lr(step));        run(AfterOptimizerStep)
 //     step += 1

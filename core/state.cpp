@@ -15,6 +15,16 @@ Batch Batch::to(const at::Device& device) const {
   return b;
 }
 
+Batch Batch::slice(int64_t start, int64_t count) const {
+  Batch b;
+  auto cut = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, start, count) : t; };
+  b.inputs = cut(inputs);
+  b.labels = cut(labels);
+  b.domains = cut(domains);
+  b.soft_targets = cut(soft_targets);
+  return b;
+}
+
 at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch) {
   const at::Tensor logp = at::log_softmax(logits, 1);
   if (batch.soft_targets.defined()) {

@@ -26,6 +26,8 @@ struct Batch {
   at::Tensor soft_targets;
 
   Batch to(const at::Device& device) const;
+  // Rows [start, start + count) (views, no copy).
+  Batch slice(int64_t start, int64_t count) const;
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 
@@ -54,8 +56,10 @@ struct State {
   int64_t epoch = 0;
   double lr = 0.0;
 
-  // The current step's data and results.
+  // The current step's data and results. With train.accumulate > 1 the phases from
+  // before_forward to after_backward run once per micro-batch, `batch` holding that slice.
   Batch batch;
+  int64_t micro_batch = 0, micro_batches = 1;
   at::Tensor outputs;  // logits [N, num_classes]
   at::Tensor loss;     // scalar
 

@@ -13,6 +13,7 @@
 #include "core/checkpoint.h"
 #include "core/comm.h"
 #include "core/error.h"
+#include "core/numerics.h"
 #include "core/models/model.h"
 #include "core/preempt.h"
 
@@ -42,6 +43,9 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     o.eval_batch_size = train.get("eval_batch_size", o.eval_batch_size);
     o.device = train.one_of("device", o.device, {"auto", "cpu", "cuda"});
     o.threads = train.get("threads", o.threads);
+    o.nonfinite = train.one_of("nonfinite", o.nonfinite, {"abort", "skip"});
+    o.accumulate = train.get("accumulate", o.accumulate);
+    train.check(o.accumulate >= 1, "accumulate", "must be >= 1 (micro-batches per step)");
     train.check(o.threads >= 0, "threads", "must be >= 0 (0: cores per rank)");
     train.check(o.steps > 0, "steps", "must be > 0");
     train.check(o.eval_every >= 0, "eval_every", "must be >= 0 (0: evaluate only at the end)");
@@ -54,6 +58,8 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
   {
     ConfigReader dist = root.child("dist");
     o.bucket_mb = dist.get("bucket_mb", o.bucket_mb);
+    o.overlap = dist.get("overlap", o.overlap);
+    o.compress = dist.one_of("compress", o.compress, {"none", "fp16", "bf16"});
     dist.check(o.bucket_mb > 0, "bucket_mb", "must be > 0");
     dist.finish();
   }
@@ -71,7 +77,8 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
       data_(std::move(data)),
       engine_(std::move(engine)),
       comm_(comm),
-      config_(std::move(resolved_config)) {
+      config_(std::move(resolved_config)),
+      nonfinite_(options_.nonfinite) {
   // Model surgery by plugins (new parameters) happens before the optimizer sees the model.
   std::set<std::string> before;
   for (const auto& kv : model_->named_state()) before.insert(kv.first);
@@ -80,8 +87,23 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
     if (!before.count(kv.first)) plugin_state_.insert(kv.first);
   model_->to(device);
   optimizer_ = std::make_unique<Optimizer>(model_->named_state(), options_.optim);
-  const auto bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
-  averaging_ = engine_->take_averaging(std::make_unique<GradientAllReduce>(bucket_bytes));
+  // Plugins that change gradients after backward (a second pass, a flatness term) need the
+  // whole step's gradient before any of it is sent, and every micro-batch's view of it.
+  std::string after_backward;
+  for (const auto& algo : engine_->algorithms())
+    if (algo->hooks().test(static_cast<int>(Phase::AfterBackward)) ||
+        algo->hooks().test(static_cast<int>(Phase::BeforeAveraging)))
+      after_backward += (after_backward.empty() ? "" : ", ") + algo->name();
+  if (options_.accumulate > 1 && !after_backward.empty())
+    throw ConfigError("train.accumulate", concat("micro-batches cannot be combined with ", after_backward,
+                                                 " (hooks after_backward, which needs the whole step's gradient); use 1"));
+  GradientSyncOptions sync;
+  sync.bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
+  sync.overlap = options_.overlap && after_backward.empty();
+  sync.compression = options_.compress == "fp16"   ? GradCompression::Fp16
+                     : options_.compress == "bf16" ? GradCompression::Bf16
+                                                   : GradCompression::None;
+  averaging_ = engine_->take_averaging(std::make_unique<GradientAllReduce>(sync));
   if (Algorithm* dealer = engine_->batch_provider())
     next_batch_ = [dealer](State& s) { return dealer->train_batch(s); };
   else
@@ -112,8 +134,9 @@ void Trainer::init_weights(const std::string& checkpoint) {
   state_.init_from = init_from_;
 }
 
-void Trainer::resume(const std::string& checkpoint) {
-  Checkpoint ck = read_checkpoint(checkpoint);
+void Trainer::resume(const std::string& checkpoint) { resume(read_checkpoint(checkpoint), checkpoint); }
+
+void Trainer::resume(const Checkpoint& ck, const std::string& checkpoint) {
   load_module_state(*model_, ck.model, checkpoint);
   optimizer_->load_state_dict(ck.optimizer);
   averaging_->load(ck.averaging);
@@ -160,18 +183,23 @@ FitResult Trainer::fit(int64_t stop_at) {
   const int64_t end = (stop_at > 0) ? std::min(stop_at, options_.steps) : options_.steps;
   FitResult result;
   while (state_.step < end) {
+    // Throughput counts the whole loop but evaluation and checkpoints.
+    auto t0 = std::chrono::steady_clock::now();
     const int64_t epoch_before = state_.epoch;
     train_step();
     maybe_inject_signal(comm_.rank(), static_cast<long long>(state_.step));
     state_.epoch = data_->epoch_of(state_.step);
     if (state_.epoch != epoch_before) engine_->run(Phase::EpochEnd, state_);
     progress(false);
+    window_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const bool last = state_.step == options_.steps;
     if (last || (options_.eval_every > 0 && state_.step % options_.eval_every == 0)) {
       result.final_metrics = run_evaluation();
     }
     // A stop signal on any rank: every rank agrees here, after the same step.
+    t0 = std::chrono::steady_clock::now();
     const int sig = static_cast<int>(comm_.all_reduce_scalar(stop_signal(), ReduceOp::Max));
+    window_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (state_.step == end || sig != 0 ||
         (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0)) {
       if (last_checkpoint_step_ != state_.step) save_checkpoint();
@@ -192,15 +220,47 @@ FitResult Trainer::fit(int64_t stop_at) {
 }
 
 void Trainer::train_step() {
-  const auto t0 = std::chrono::steady_clock::now();
   State& s = state_;
   // Every random draw of a step derives from (seed, rank, step): resuming replays it exactly.
   at::manual_seed(mix_seed(s.seed, 0x5eed, static_cast<uint64_t>(comm_.rank()), static_cast<uint64_t>(s.step)));
-  s.batch = next_batch_(s).to(s.device);
+  const Batch batch = next_batch_(s).to(s.device);
   s.lr = learning_rate(options_.schedule, options_.optim.lr, s.step, options_.steps);
   model_->train();
   optimizer_->zero_grad();
 
+  // One pass per micro-batch; gradients add up, and only the last pass communicates.
+  const int64_t n = batch.size(), k = std::min<int64_t>(options_.accumulate, std::max<int64_t>(n, 1));
+  double loss = 0;
+  s.micro_batches = k;
+  for (int64_t m = 0; m < k; ++m) {
+    const int64_t begin = n * m / k, end = n * (m + 1) / k;
+    s.micro_batch = m;
+    s.batch = k == 1 ? batch : batch.slice(begin, end - begin);
+    const double share = k == 1 ? 1.0 : static_cast<double>(end - begin) / static_cast<double>(n);
+    forward_backward(m + 1 == k, share);
+    loss += s.loss.item<double>() * share;
+  }
+
+  engine_->run(Phase::BeforeAveraging, s);
+  averaging_->average(s);
+  engine_->run(Phase::AfterAveraging, s);
+
+  // A NaN or Inf loss or gradient on any rank: every rank skips the update, or the run stops
+  // (train.nonfinite).
+  const bool update = nonfinite_.allows_update(s, loss);
+  if (update) {
+    engine_->run(Phase::BeforeOptimizerStep, s);
+    optimizer_->step(s.lr);
+    engine_->run(Phase::AfterOptimizerStep, s);
+  }
+
+  s.step += 1;
+  if (update) window_loss_ += loss, window_steps_ += 1;
+  window_samples_ += n;
+}
+
+void Trainer::forward_backward(bool last_micro_batch, double share) {
+  State& s = state_;
   engine_->run(Phase::BeforeForward, s);
   s.outputs = model_->forward(s.batch.inputs);
   engine_->run(Phase::AfterForward, s);
@@ -210,22 +270,11 @@ void Trainer::train_step() {
   engine_->run(Phase::AfterLoss, s);
 
   engine_->run(Phase::BeforeBackward, s);
-  s.loss.backward();
+  if (last_micro_batch) averaging_->begin_backward(s);  // buckets go out as backward fills them
+  // Each micro-batch's mean loss weighted by its share of the step's samples: the gradients
+  // add up to those of the whole batch's mean loss.
+  (share == 1.0 ? s.loss : s.loss * share).backward();
   engine_->run(Phase::AfterBackward, s);
-
-  engine_->run(Phase::BeforeAveraging, s);
-  averaging_->average(s);
-  engine_->run(Phase::AfterAveraging, s);
-
-  engine_->run(Phase::BeforeOptimizerStep, s);
-  optimizer_->step(s.lr);
-  engine_->run(Phase::AfterOptimizerStep, s);
-
-  s.step += 1;
-  window_loss_ += s.loss.item<double>();
-  window_steps_ += 1;
-  window_samples_ += s.batch.size();
-  window_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void Trainer::progress(bool force) {
@@ -278,7 +327,7 @@ std::string json_string(const std::string& s) {
 void Trainer::log_metrics(const std::vector<SplitMetrics>& metrics) {
   // Training loss and throughput summed over ranks (one small collective).
   at::Tensor w = at::tensor({window_loss_, static_cast<double>(window_steps_), static_cast<double>(window_samples_),
-                             window_seconds_},
+                             window_seconds_, static_cast<double>(nonfinite_.take_skipped())},
                             at::kDouble);
   comm_.all_reduce(w, ReduceOp::Sum);
   const double steps = w[1].item<double>();
@@ -287,13 +336,14 @@ void Trainer::log_metrics(const std::vector<SplitMetrics>& metrics) {
   const double seconds = w[3].item<double>() / comm_.world_size();
   const double throughput = seconds > 0 ? w[2].item<double>() / seconds : 0.0;
   window_loss_ = 0, window_steps_ = 0, window_samples_ = 0, window_seconds_ = 0;
+  const auto skipped = static_cast<int64_t>(w[4].item<double>() / comm_.world_size());  // every rank counted it
   if (!is_root()) return;
 
   const auto& domains = data_->domains();
   std::ostringstream js;
   js << "{\"step\":" << state_.step << ",\"epoch\":" << state_.epoch << ",\"lr\":" << json_number(state_.lr)
      << ",\"train_loss\":" << json_number(train_loss) << ",\"samples_per_s\":" << json_number(throughput)
-     << ",\"world_size\":" << comm_.world_size() << ",\"domains\":{";
+     << ",\"world_size\":" << comm_.world_size() << ",\"skipped_steps\":" << skipped << ",\"domains\":{";
   for (size_t d = 0; d < domains.size(); ++d) {
     js << (d ? "," : "") << json_string(domains[d].name) << ":{\"held_out\":" << (domains[d].held_out ? "true" : "false");
     for (const auto& m : metrics) {

@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "core/averaging.h"
+#include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/data_source.h"
 #include "core/engine.h"
+#include "core/numerics.h"
 #include "core/evaluate.h"
 #include "core/optim.h"
 #include "core/seed.h"
@@ -33,7 +35,11 @@ struct TrainerOptions {
   int64_t eval_batch_size = 512;
   std::string device = "auto";     // auto | cpu | cuda (resolved by the launcher)
   int64_t threads = 0;             // intra-op threads per rank; 0: cores per rank on the node
+  std::string nonfinite = "abort";  // a NaN/Inf loss or gradient: abort | skip the step
+  int64_t accumulate = 1;          // micro-batches per step (gradients summed, one all-reduce)
   double bucket_mb = 25.0;         // gradient all-reduce bucket size
+  bool overlap = true;             // all-reduce buckets during backward (communication thread)
+  std::string compress = "none";   // gradients in transit: none | fp16 | bf16
   bool verbose = true;             // progress and evaluation lines on rank 0 (not a config key)
   OptimOptions optim;
   ScheduleOptions schedule;
@@ -56,6 +62,8 @@ class Trainer {
 
   // Restores everything from a checkpoint of this run (weights, optimizer, plugins, RNG, step).
   void resume(const std::string& checkpoint);
+  // The same from a checkpoint already read from `path`.
+  void resume(const Checkpoint& ck, const std::string& path);
   // Starts from a checkpoint's weights only (fresh optimizer, step 0).
   void init_weights(const std::string& checkpoint);
 
@@ -79,6 +87,9 @@ class Trainer {
 
  private:
   void train_step();
+  // The phases from before_forward to after_backward on s.batch; the loss's gradient is
+  // scaled by `share`, this micro-batch's part of the step's samples.
+  void forward_backward(bool last_micro_batch, double share);
   std::vector<SplitMetrics> run_evaluation();
   void save_checkpoint();
   void log_metrics(const std::vector<SplitMetrics>& metrics);
@@ -94,6 +105,7 @@ class Trainer {
   std::function<Batch(State&)> next_batch_;  // the data source's, or a plugin's
   Communicator& comm_;
   std::string config_;
+  NonFiniteGuard nonfinite_;
   std::string init_from_;
   std::set<std::string> plugin_state_;  // model entries plugins added (may be absent from --init-from)
   State state_;

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/seed.h"
 #include "core/random.h"
+#include "data/prefetch.h"
 #include "data/text_dataset.h"
 
 namespace oodt {
@@ -20,11 +21,14 @@ DataOptions DataOptions::from_config(ConfigReader& cfg) {
   o.batch_size = cfg.get("batch_size", o.batch_size);
   if (o.type == "domains") {
     o.cache_mb = cfg.get("cache_mb", o.cache_mb);
+    o.eval_train_in = cfg.get("eval_train_in", o.eval_train_in);
     cfg.check(o.cache_mb > 0, "cache_mb", "must be > 0");
   } else {
     o.seq_len = cfg.get("seq_len", o.seq_len);
     cfg.check(o.seq_len > 0, "seq_len", "must be > 0");
   }
+  o.prefetch = cfg.get("prefetch", o.prefetch);
+  cfg.check(o.prefetch >= 0, "prefetch", "must be >= 0 (0: read batches on the training thread)");
   cfg.check(!o.path.empty(), "path", "must name the data file (make an HDF5 one with `oodtrain data prepare`)");
   cfg.check(o.holdout_fraction > 0 && o.holdout_fraction < 1, "holdout_fraction", "must be in (0, 1)");
   cfg.check(o.split_seed >= 0, "split_seed", "must be >= 0");
@@ -34,8 +38,11 @@ DataOptions DataOptions::from_config(ConfigReader& cfg) {
 }
 
 std::unique_ptr<DataSource> make_data_source(const DataOptions& options, uint64_t seed, int rank, int world) {
-  if (options.type == "text") return std::make_unique<TextDataset>(options, seed, rank, world);
-  return std::make_unique<DomainDataset>(options, seed, rank, world);
+  std::unique_ptr<DataSource> source;
+  if (options.type == "text") source = std::make_unique<TextDataset>(options, seed, rank, world);
+  else source = std::make_unique<DomainDataset>(options, seed, rank, world);
+  if (options.prefetch > 0) source = std::make_unique<PrefetchingSource>(std::move(source), options.prefetch);
+  return source;
 }
 
 std::vector<int64_t> epoch_shard(int64_t n, uint64_t seed, int64_t epoch, int rank, int world) {
@@ -194,7 +201,8 @@ int64_t DomainDataset::epoch_of(int64_t step) const { return step / steps_per_ep
 std::vector<EvalSplit> DomainDataset::eval_splits() const {
   std::vector<EvalSplit> out;
   for (size_t d = 0; d < domains_.size(); ++d) {
-    out.push_back(EvalSplit{static_cast<int64_t>(d), "in"});
+    // The training domains' in splits give training accuracy only; no model selection reads it.
+    if (options_.eval_train_in || domains_[d].held_out) out.push_back(EvalSplit{static_cast<int64_t>(d), "in"});
     out.push_back(EvalSplit{static_cast<int64_t>(d), "out"});
   }
   return out;

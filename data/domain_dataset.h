@@ -28,6 +28,8 @@ struct DataOptions {
   int64_t batch_size = 64;                // per rank, spread evenly over training domains
   int64_t cache_mb = 256;                 // HDF5 chunk cache for images
   int64_t seq_len = 128;                  // text: bytes per input sequence
+  bool eval_train_in = true;              // evaluate the training domains' in splits too
+  int64_t prefetch = 2;                   // training batches read ahead on a thread (0: none)
 
   static DataOptions from_config(ConfigReader& cfg);
 };

@@ -7,6 +7,7 @@
 
 #include "core/h5.h"
 #include "data/domain_dataset.h"
+#include "data/prefetch.h"
 #include "data/prepare.h"
 #include "test_util.h"
 
@@ -147,6 +148,60 @@ TEST(DomainDataset, EvalSharesCoverEverySplitOnce) {
     const auto& rows = r0.split_rows(split.domain, split.part);
     EXPECT_EQ(seen, std::multiset<int64_t>(rows.begin(), rows.end()));
   }
+}
+
+TEST(Prefetch, SameBatchesAsReadingOnTheSpotInAnyOrder) {
+  // Sequential steps (read ahead), a jump (a resume), a step revisited, a reshard in between
+  // and evaluation batches interleaved: every batch equals the plain reader's.
+  const auto dir = test::temp_dir("data");
+  const auto path = test::write_domain_file(dir, 3, 40, 5);
+  DomainDataset plain(options_for(path), 3, 0, 1);
+  PrefetchingSource ahead(std::make_unique<DomainDataset>(options_for(path), 3, 0, 1), 2);
+  auto same = [&](int64_t step) {
+    EXPECT_TRUE(at::equal(ahead.train_batch(step).inputs, plain.train_batch(step).inputs)) << "step " << step;
+  };
+  for (int64_t s = 0; s < 12; ++s) {
+    same(s);
+    if (s == 5) {
+      int64_t n = 0;
+      ahead.for_each_eval_batch(EvalSplit{0, "out"}, 4, [&](const Batch& b) { n += b.size(); });
+      EXPECT_EQ(n, 10);
+    }
+  }
+  EXPECT_GE(ahead.hits(), 9);  // after the first, sequential steps were read ahead
+  same(40);                    // a jump: read on the spot
+  same(7);
+  same(8);
+  plain.reshard(9, 1, 2);
+  ahead.reshard(9, 1, 2);      // drops what was read ahead for the old shard
+  for (int64_t s = 8; s < 14; ++s) same(s);
+}
+
+TEST(Prefetch, ErrorsReachTheTrainingThread) {
+  struct Failing final : DataSource {
+    std::vector<DomainInfo> d{{"x", false}};
+    int64_t num_classes() const override { return 2; }
+    std::vector<int64_t> input_shape() const override { return {1, 1, 1}; }
+    const std::vector<DomainInfo>& domains() const override { return d; }
+    int64_t batch_size() const override { return 1; }
+    Batch train_batch(int64_t step) override {
+      if (step == 2) throw DataError("step 2 is unreadable");
+      Batch b;
+      b.labels = at::zeros({1}, at::kLong);
+      return b;
+    }
+    int64_t epoch_of(int64_t) const override { return 0; }
+    int64_t steps_per_epoch() const override { return 1; }
+    void reshard(uint64_t, int, int) override {}
+    void share_evaluation(int, int) override {}
+    std::vector<EvalSplit> eval_splits() const override { return {}; }
+    void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>&) override {}
+  };
+  PrefetchingSource ahead(std::make_unique<Failing>(), 3);
+  ahead.train_batch(0);
+  ahead.train_batch(1);
+  EXPECT_THROW(ahead.train_batch(2), DataError);
+  EXPECT_EQ(ahead.train_batch(3).size(), 1);
 }
 
 std::string error_of(const DataOptions& o) {

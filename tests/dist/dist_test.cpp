@@ -2,11 +2,15 @@
 // computed on each rank independently, so the binary is right at any world size.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <functional>
+
 #include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
 #include "core/averaging.h"
 #include "core/comm.h"
 #include "core/engine.h"
 #include "core/models/model.h"
+#include "core/numerics.h"
 #include "core/trainer.h"
 #include "test_util.h"
 
@@ -118,7 +122,7 @@ class SliceData final : public DataSource {
 };
 
 std::unique_ptr<Trainer> make_trainer(const std::string& model_yaml, Communicator& comm, int64_t global_batch,
-                                      int64_t steps) {
+                                      int64_t steps, const std::function<void(TrainerOptions&)>& edit = {}) {
   TrainerOptions o;
   o.run_dir = test::temp_dir("dist_run");
   o.steps = steps;
@@ -130,6 +134,7 @@ std::unique_ptr<Trainer> make_trainer(const std::string& model_yaml, Communicato
   o.optim.momentum = 0.9;
   o.optim.weight_decay = 1e-3;
   o.schedule.name = "cosine";
+  if (edit) edit(o);
   at::manual_seed(7);  // same init everywhere
   ConfigReader cfg(YAML::Load(model_yaml), "model", nullptr);
   auto model = build_model(cfg, ModelShape{{1, 4, 4}, 3});
@@ -161,6 +166,157 @@ TEST(Trainer, WorldOfTwoWithBatchBMatchesOneRankWithBatchTwoB) {
   // And training moved the weights (the comparison is not vacuous).
   auto fresh = make_trainer("{name: mlp, hidden: [16, 8]}", *local_comm, global, 8);
   EXPECT_GT(test::max_abs_diff(a[0].second, fresh->model().named_state()[0].second), 1e-3);
+}
+
+const GradientAllReduce& gradient_sync(Trainer& t) {
+  const auto* g = dynamic_cast<const GradientAllReduce*>(t.state().averaging);
+  EXPECT_NE(g, nullptr);
+  return *g;
+}
+
+TEST(OverlappedAllReduce, SameBitsAsAllReduceAfterBackward) {
+  // BN, dropout and several buckets: reducing buckets while backward runs, in the order
+  // gradients arrive, changes nothing in the result.
+  const std::string model = "{name: cnn, channels: [4, 8], dropout: 0.2}";
+  auto over = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) { o.bucket_mb = 0.0005; });
+  over->fit();
+  auto after = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
+    o.bucket_mb = 0.0005;
+    o.overlap = false;
+  });
+  after->fit();
+  if (g_comm->world_size() > 1) {
+    EXPECT_TRUE(gradient_sync(*over).overlapping());
+    EXPECT_FALSE(gradient_sync(*after).overlapping());
+    EXPECT_GE(gradient_sync(*over).num_buckets(), 3u);
+  }
+  const auto a = over->model().named_state(), b = after->model().named_state();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+}
+
+TEST(OverlappedAllReduce, BucketOrderFollowsTheHooksAndIsCheckpointed) {
+  if (g_comm->world_size() == 1) GTEST_SKIP() << "no communication on one rank";
+  auto t = make_trainer("{name: mlp, hidden: [16, 8]}", *g_comm, 8, 2, [](TrainerOptions& o) { o.bucket_mb = 0.0002; });
+  t->fit();
+  TensorMap saved;
+  t->state().averaging->save(saved);
+  ASSERT_TRUE(saved.count("bucket_order"));
+  const at::Tensor order = saved["bucket_order"];
+  // Backward produces the last layer's gradients first: the order is a permutation that
+  // starts with the output layer (index 0 in reverse registration order: its bias or weight).
+  const int64_t n = order.numel();
+  EXPECT_EQ(n, static_cast<int64_t>(t->model().parameters().size()));
+  EXPECT_TRUE(at::equal(std::get<0>(order.sort()), at::arange(n, at::kLong)));
+  EXPECT_LE(order[0].item<int64_t>(), 1);
+  expect_same_on_all_ranks(order, "bucket order");
+}
+
+TEST(CompressedAllReduce, Fp16AndBf16ErrorsAreMeasuredAndBounded) {
+  // Gradients of very different magnitudes on each rank; compare the compressed mean with the
+  // exact float64 mean of the same values.
+  const int w = g_comm->world_size(), r = g_comm->rank();
+  if (w == 1) GTEST_SKIP() << "no communication on one rank";
+  struct Case {
+    const char* name;
+    double unit;  // unit roundoff: 2^-11 (fp16), 2^-8 (bf16)
+    double bound;
+  };
+  // Each rank's x/w is rounded once, and so is every partial sum: at most 2 w u relative to
+  // the largest |x_i| / w of an element (plus the float16 subnormal spacing, absolute).
+  for (Case c : {Case{"fp16", std::ldexp(1.0, -11), 0}, Case{"bf16", std::ldexp(1.0, -8), 0}}) {
+    c.bound = 2 * w * c.unit;
+    auto t = make_trainer("{name: mlp, hidden: [32]}", *g_comm, 8, 1, [&](TrainerOptions& o) {
+      o.compress = c.name;
+      o.overlap = false;
+    });
+    t->setup();
+    at::Generator gen = at::detail::createCPUGenerator(100 + r);
+    std::vector<at::Tensor> mine;
+    for (auto& p : t->model().parameters()) {
+      p.mutable_grad() = at::randn(p.sizes(), gen) * std::pow(10.0, (r % 3) - 1);
+      mine.push_back(p.grad().to(at::kDouble));
+    }
+    int64_t numel = 0;
+    for (auto& p : t->model().parameters()) numel += p.numel();
+    const uint64_t bytes_before = g_comm->bytes();
+    t->state().averaging->average(t->state());
+    EXPECT_EQ(g_comm->bytes() - bytes_before, static_cast<uint64_t>(numel) * 2) << c.name << ": 2 bytes a value in transit";
+    double worst = 0, sum_err = 0, sum_ref = 0;
+    size_t k = 0;
+    for (auto& p : t->model().parameters()) {
+      at::Tensor exact = mine[k++].clone();
+      g_comm->all_reduce(exact);
+      exact.div_(w);
+      const at::Tensor err = (p.grad().to(at::kDouble) - exact).abs();
+      // Per element, relative to the larger input magnitude (summing values of opposite sign
+      // can cancel; the rounding error scales with the inputs).
+      const at::Tensor scale = gather(mine[k - 1]).abs().amax(0) / w;
+      worst = std::max(worst, ((err - std::ldexp(1.0, -24)).clamp_min(0) / scale.clamp_min(1e-30)).max().item<double>());
+      sum_err += err.sum().item<double>();
+      sum_ref += exact.abs().sum().item<double>();
+    }
+    if (r == 0)
+      std::printf("[ measured ] %s gradient compression: max relative error %.3g (bound %.3g), mean |err| / mean |g| %.3g\n",
+                  c.name, worst, c.bound, sum_err / sum_ref);
+    EXPECT_LE(worst, c.bound) << c.name;
+    // float32 in transit would be ~1e-8 off; 16-bit rounding shows at ~u / 10.
+    EXPECT_GT(sum_err / sum_ref, c.unit / 100) << c.name << ": too exact to have been rounded to 16 bits";
+  }
+}
+
+TEST(Accumulation, MicroBatchesMatchOneBatch) {
+  // Four micro-batches of 2 per rank, summed, then one all-reduce: the same step as batches
+  // of 8 up to float rounding (no BN or dropout, whose statistics would see micro-batches).
+  const std::string model = "{name: mlp, hidden: [16, 8]}";
+  auto one = make_trainer(model, *g_comm, 8 * g_comm->world_size(), 6);
+  one->fit();
+  auto four = make_trainer(model, *g_comm, 8 * g_comm->world_size(), 6, [](TrainerOptions& o) { o.accumulate = 4; });
+  four->fit();
+  const auto a = one->model().named_state(), b = four->model().named_state();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_LT(test::max_abs_diff(a[i].second, b[i].second), 2e-6) << a[i].first;
+  EXPECT_EQ(four->state().micro_batches, 4);
+}
+
+TEST(NonFinite, EveryRankAgreesOnSkipOrAbortAndTheCulpritIsNamed) {
+  // Only the last rank's gradient of one parameter holds a NaN; nothing averages it.
+  const int w = g_comm->world_size(), r = g_comm->rank();
+  at::manual_seed(3);
+  ConfigReader cfg(YAML::Load("{name: mlp, hidden: [8]}"), "model", nullptr);
+  auto model = build_model(cfg, ModelShape{{1, 4, 4}, 3});
+  std::string culprit;
+  for (const auto& kv : model->named_parameters()) {
+    kv.value().mutable_grad() = at::zeros_like(kv.value());
+    if (culprit.empty() && kv.value().dim() == 1) culprit = kv.key();  // the first bias
+  }
+  if (r == w - 1) model->named_parameters()[culprit].mutable_grad()[2] = NAN;
+  State s;
+  s.model = model.get();
+  s.comm = g_comm;
+  s.step = 41;
+  NonFiniteGuard skip("skip");
+  EXPECT_FALSE(skip.allows_update(s, 0.5));  // on every rank
+  EXPECT_EQ(skip.take_skipped(), 1);
+  EXPECT_TRUE(skip.allows_update(s, 0.5) == false);
+  NonFiniteGuard abort("abort");
+  try {
+    abort.allows_update(s, 0.5);
+    ADD_FAILURE() << "no error";
+  } catch (const NumericalError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("step 41"), std::string::npos) << m;
+    if (r == w - 1) {
+      EXPECT_NE(m.find("non-finite gradient of '" + culprit + "'"), std::string::npos) << m;
+      EXPECT_NE(m.find(": 1 value(s), NaN"), std::string::npos) << m;
+      EXPECT_NE(m.find("on rank " + std::to_string(r)), std::string::npos) << m;
+    } else {
+      EXPECT_NE(m.find("rank " + std::to_string(w - 1) + " found a non-finite"), std::string::npos) << m;
+    }
+  }
+  // A finite step passes everywhere; an Inf loss on rank 0 alone stops every rank.
+  model->named_parameters()[culprit].mutable_grad().zero_();
+  EXPECT_TRUE(abort.allows_update(s, 0.5));
+  EXPECT_THROW(abort.allows_update(s, r == 0 ? INFINITY : 0.5), NumericalError);
 }
 
 TEST(GhostBatchNorm, RanksWithHalfTheBatchMatchOneRankWithAllOfIt) {
