@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -20,6 +21,59 @@ namespace {
 
 constexpr const char* kFormat = "oodtrain-checkpoint";
 constexpr int64_t kFormatVersion = 1;
+
+// A 64-bit digest of every tensor a checkpoint holds (group, name, dtype, shape, bytes), stored
+// as the `checksum` attribute and verified on read: a file damaged after it was written (a bad
+// disk, a partial copy) is refused instead of resumed from.
+class Digest {
+ public:
+  void add(const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      mix(w);
+    }
+    uint64_t tail = n;
+    for (; i < n; ++i) tail = (tail << 8) | p[i];
+    mix(tail);
+  }
+  void add(const std::string& s) { add(s.data(), s.size()); }
+  void add(const std::string& where, const at::Tensor& t) {
+    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    add(where);
+    add(std::string(at::toString(c.scalar_type())));
+    for (int64_t d : c.sizes()) add(&d, sizeof d);
+    add(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
+  }
+  std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+    return buf;
+  }
+
+ private:
+  void mix(uint64_t w) {
+    h_ ^= w * 0x9e3779b97f4a7c15ULL;
+    h_ = ((h_ << 27) | (h_ >> 37)) * 0xbf58476d1ce4e5b9ULL + 0x94d049bb133111ebULL;
+  }
+  uint64_t h_ = 0x6a09e667f3bcc909ULL;
+};
+
+std::string digest_of(const Checkpoint& ck) {
+  Digest d;
+  auto add_map = [&](const std::string& group, const TensorMap& m) {
+    for (const auto& [name, t] : m) d.add(group + "/" + name, t);
+  };
+  add_map("/model", ck.model);
+  add_map("/optimizer", ck.optimizer);
+  add_map("/averaging", ck.averaging);
+  for (const auto& [name, m] : ck.plugins) add_map("/plugins/" + name, m);
+  if (ck.rng.defined()) d.add("/rng/torch_cpu", ck.rng);
+  d.add(ck.config);
+  return d.hex();
+}
 
 void write_map(h5::File& f, const std::string& group, const TensorMap& m) {
   f.make_group(group);
@@ -77,6 +131,7 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
     f.set_attr("/", "created", std::string(when));
+    f.set_attr("/", "checksum", digest_of(ck));
     write_map(f, "/model", ck.model);
     write_map(f, "/optimizer", ck.optimizer);
     write_map(f, "/averaging", ck.averaging);
@@ -112,6 +167,12 @@ Checkpoint read_checkpoint(const std::string& path) {
   ck.averaging = read_map(f, "/averaging");
   for (const auto& name : f.list("/plugins")) ck.plugins[name] = read_map(f, "/plugins/" + name);
   if (f.exists("/rng/torch_cpu")) ck.rng = f.read("/rng/torch_cpu");
+  if (f.has_attr("/", "checksum")) {  // checkpoints of earlier versions have none
+    const std::string want = f.attr_string("/", "checksum"), got = digest_of(ck);
+    if (want != got)
+      throw DataError(concat(path, ": checksum mismatch (stored ", want, ", contents give ", got,
+                             "): the file was damaged after it was written"));
+  }
   return ck;
 }
 

@@ -11,6 +11,7 @@
 #include "core/comm.h"
 #include "core/engine.h"
 #include "core/models/model.h"
+#include "core/nccl.h"
 #include "core/preempt.h"
 #include "core/registry.h"
 #include "core/trainer.h"
@@ -53,6 +54,8 @@ void read_config(Setup& s, const Registry& registry) {
 
 void set_threads(int64_t threads, const Communicator& comm) {
   int n = static_cast<int>(threads);
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  if (n == 0 && omp && std::atoi(omp) > 0) n = std::atoi(omp);  // set by `sweep run` or the user
   if (n == 0) {
     const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     n = std::max(1, static_cast<int>(hw) / std::max(1, comm.local_size()));
@@ -149,11 +152,25 @@ int cmd_train(const Args& args) {
     if (!init_from.empty()) trainer->init_weights(init_from);
     trainer->prepare_run_dir();
     if (vm.count("resume")) {
+      // Newest first; a checkpoint that cannot be read (truncated, damaged) is reported and
+      // the previous one is used. Every rank reads the same files, so all choose alike.
       const auto found = list_checkpoints(s.trainer.run_dir);
-      if (!found.empty()) {
-        trainer->resume(found.front());
-        if (comm->rank() == 0) std::printf("resuming from %s (step %lld)\n", found.front().c_str(),
+      for (size_t i = 0; i < found.size(); ++i) {
+        Checkpoint ck;
+        try {
+          ck = read_checkpoint(found[i]);
+        } catch (const DataError& e) {
+          if (i + 1 == found.size())
+            throw DataError(concat(e.what(), "; no older checkpoint in ", s.trainer.run_dir, " to fall back to"));
+          if (comm->rank() == 0)
+            std::fprintf(stderr, "oodtrain: warning: %s is unreadable (%s); trying %s\n", found[i].c_str(), e.what(),
+                         found[i + 1].c_str());
+          continue;
+        }
+        trainer->resume(ck, found[i]);
+        if (comm->rank() == 0) std::printf("resuming from %s (step %lld)\n", found[i].c_str(),
                                            static_cast<long long>(trainer->state().step));
+        break;
       }
     }
     trainer->setup();
@@ -167,7 +184,11 @@ int cmd_train(const Args& args) {
   try {
     if (comm->rank() == 0) {
       std::printf("oodtrain %s: %d rank(s), backend %s, device %s, %d thread(s) per rank, run dir %s\n",
-                  oodt_version(), comm->world_size(), comm->backend().c_str(),
+                  oodt_version(), comm->world_size(),
+                  (comm->backend() == "mpi" && trainer->state().device.is_cuda() && nccl_compiled()
+                       ? std::string("nccl")
+                       : comm->backend())
+                      .c_str(),
                   trainer->state().device.str().c_str(), at::get_num_threads(), s.trainer.run_dir.c_str());
       std::fflush(stdout);
     }

@@ -1,0 +1,49 @@
+# Failing loudly and fast: non-finite losses under both policies, a rank killed mid-training
+# (the other exits within the bound, and the dead rank is named), a truncated newest
+# checkpoint (resume falls back to the previous one).
+source "$(dirname "$0")/common.sh" "$@"
+MPI=("$MPIRUN" -np 2 --oversubscribe "$OODTRAIN")
+
+# Non-finite: a learning rate that overflows the weights after the first update.
+run_expect 1 "$WORK/o" -- "${MPI[@]}" train -c "$WORK/tiny.yaml" --set optim.lr=1.0e+30 --set run.dir="$WORK/nan"
+expect_contains "$WORK/o" "non-finite"
+grep -qE "step [0-9]+: non-finite (loss \((-?nan|-?inf)\)|gradient of '[^']+' .*) on rank [01]" "$WORK/o" ||
+  { cat "$WORK/o"; fail "the abort message does not name the step, what was not finite and the rank"; }
+run_expect 0 "$WORK/o" -- "${MPI[@]}" train -c "$WORK/tiny.yaml" --set optim.lr=1.0e+30 --set run.dir="$WORK/skip" \
+  --set train.nonfinite=skip
+"$PYTHON" - "$WORK/skip/metrics.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+skipped = sum(l["skipped_steps"] for l in lines)
+assert 1 <= skipped <= 24, skipped
+print("skipped", skipped)
+PY
+
+# A rank killed with SIGKILL mid-training: mpirun takes the job down, exit non-zero, within
+# 60 s, and says which rank died.
+set +e
+"${MPI[@]}" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/kill" --set train.steps=100000 \
+  --set train.eval_every=0 --set train.checkpoint_every=0 > "$WORK/kill.log" 2>&1 &
+pid=$!
+for _ in $(seq 60); do grep -q "step " "$WORK/kill.log" 2>/dev/null && break; sleep 0.5; done
+victim=$(pgrep -f "oodtrain train -c $WORK/tiny.yaml --set run.dir=$WORK/kill" | while read p; do
+  [ "$(cat /proc/$p/environ 2>/dev/null | tr '\0' '\n' | grep -c '^OMPI_COMM_WORLD_RANK=1$')" = 1 ] && echo "$p"; done)
+[ -n "$victim" ] || { cat "$WORK/kill.log"; fail "rank 1 not found"; }
+start=$(date +%s)
+kill -9 "$victim"
+timeout 90 tail --pid="$pid" -f /dev/null
+wait "$pid"; code=$?
+elapsed=$(( $(date +%s) - start ))
+set -e
+[ "$code" -ne 0 ] || fail "the job exited 0 after rank 1 was killed"
+[ "$elapsed" -le 60 ] || fail "the job took ${elapsed}s to end after rank 1 died (bound 60 s)"
+grep -qE "rank 1 .*(exited on signal 9|Killed)" "$WORK/kill.log" || { cat "$WORK/kill.log"; fail "the dead rank is not named"; }
+echo "rank 1 killed: job ended in ${elapsed}s, exit $code"
+
+# A truncated newest checkpoint: --resume says so and uses the previous one.
+run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/trunc" --set train.steps=16
+truncate -s 2000 "$WORK/trunc/ckpt_000000016.h5"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/trunc" --set train.steps=16 --resume
+expect_contains "$WORK/o" "ckpt_000000016.h5 is unreadable"
+expect_contains "$WORK/o" "resuming from $WORK/trunc/ckpt_000000008.h5 (step 8)"
+echo "1 passed, 0 failed"
