@@ -319,6 +319,35 @@ TEST(NonFinite, EveryRankAgreesOnSkipOrAbortAndTheCulpritIsNamed) {
   EXPECT_THROW(abort.allows_update(s, r == 0 ? INFINITY : 0.5), NumericalError);
 }
 
+TEST(Determinism, WhatDiffersAcrossWorldSizes) {
+  // The same global batch each step, split over the ranks or whole on one (docs/determinism.md):
+  // without batch statistics or random draws, only float rounding differs (summation order);
+  // BatchNorm normalises each rank's half with its own statistics, and dropout draws its masks
+  // per rank, so those runs move apart by far more than rounding.
+  if (g_comm->world_size() == 1) GTEST_SKIP() << "needs two world sizes";
+  const int64_t global = 8 * g_comm->world_size();
+  auto local_comm = make_local_communicator();
+  auto gap = [&](const std::string& model) {
+    auto dist = make_trainer(model, *g_comm, global, 8);
+    dist->fit();
+    auto single = make_trainer(model, *local_comm, global, 8);
+    single->fit();
+    double worst = 0;
+    const auto a = dist->model().named_parameters(), b = single->model().named_parameters();
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, test::max_abs_diff(a[i].value(), b[i].value()));
+    return worst;
+  };
+  const double plain = gap("{name: mlp, hidden: [16, 8]}");
+  const double bn = gap("{name: mlp, hidden: [16, 8], batch_norm: true}");
+  const double dropout = gap("{name: mlp, hidden: [16, 8], dropout: 0.3}");
+  if (g_comm->rank() == 0)
+    std::printf("[ measured ] max |w(2 ranks) - w(1 rank)| after 8 steps: plain %.2g, batch norm %.2g, dropout %.2g\n",
+                plain, bn, dropout);
+  EXPECT_LT(plain, 2e-5);
+  EXPECT_GT(bn, 100 * std::max(plain, 1e-7));
+  EXPECT_GT(dropout, 100 * std::max(plain, 1e-7));
+}
+
 TEST(GhostBatchNorm, RanksWithHalfTheBatchMatchOneRankWithAllOfIt) {
   // The same samples: global batch of 8 per rank; ghost size 4. One rank normalises chunks
   // [0,4), [4,8), ... of the whole batch; rank r normalises the chunks of its own slice.
