@@ -309,7 +309,11 @@ void GradientAllReduce::launch_ready() {
     if (thread_) {
       at::Tensor wire = b.wire;
       Communicator* comm = comm_;
-      thread_->submit([comm, wire]() mutable { comm->all_reduce_background(wire); });
+      std::string what = concat(CollectiveContext::current(), " / gradient bucket ", next_launch_ - 1);
+      thread_->submit([comm, wire, what]() mutable {
+        CollectiveContext ctx(what);  // the ledger names the step on the communication thread too
+        comm->all_reduce_background(wire);
+      });
     } else {
       comm_->all_reduce(b.wire);
     }

@@ -21,10 +21,79 @@ double Communicator::all_reduce_scalar(double v, ReduceOp op) {
   return t.item<double>();
 }
 
-void Communicator::record(const char* what, const at::Tensor& t) {
+namespace {
+thread_local std::vector<std::string> t_context;
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+CollectiveContext::CollectiveContext(std::string what) { t_context.push_back(std::move(what)); }
+CollectiveContext::~CollectiveContext() { t_context.pop_back(); }
+std::string CollectiveContext::current() {
+  std::string s;
+  for (const auto& c : t_context) s += (s.empty() ? "" : " / ") + c;
+  return s;
+}
+
+Communicator::InFlight Communicator::record(const char* what, const at::Tensor& t) {
   ++sequence_;
-  bytes_ += static_cast<uint64_t>(t.numel()) * t.element_size();
-  last_ = concat("#", sequence_, " ", what, " ", t.sizes(), " ", t.dtype());
+  std::string entry = concat("#", sequence_, " ", what);
+  if (t.defined()) {
+    bytes_ += static_cast<uint64_t>(t.numel()) * t.element_size();
+    entry += concat(" ", t.sizes(), " ", t.dtype());
+  }
+  const std::string ctx = CollectiveContext::current();
+  if (!ctx.empty()) entry += " (" + ctx + ")";
+  {
+    std::lock_guard<std::mutex> lock(ledger_mu_);
+    ledger_.push_back(std::move(entry));
+    if (ledger_.size() > kLedger) ledger_.pop_front();
+  }
+  in_flight_since_ns_.store(now_ns());
+  return InFlight{this};
+}
+
+std::string Communicator::last_collective() const {
+  std::lock_guard<std::mutex> lock(ledger_mu_);
+  return ledger_.empty() ? std::string("none") : ledger_.back();
+}
+
+std::vector<std::string> Communicator::ledger() const {
+  std::lock_guard<std::mutex> lock(ledger_mu_);
+  return {ledger_.begin(), ledger_.end()};
+}
+
+double Communicator::in_flight_seconds() const {
+  const int64_t since = in_flight_since_ns_.load();
+  return since == 0 ? 0.0 : static_cast<double>(now_ns() - since) * 1e-9;
+}
+
+Watchdog::Watchdog(const Communicator& comm, double timeout_seconds) : comm_(comm), timeout_(timeout_seconds) {
+  if (timeout_ <= 0 || comm_.world_size() == 1) return;
+  thread_ = std::thread([this] {
+    while (!stop_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      const double waited = comm_.in_flight_seconds();
+      if (waited < timeout_) continue;
+      std::string report = concat("oodtrain: watchdog [rank ", comm_.rank(), "/", comm_.world_size(), "]: waited ",
+                                  static_cast<int>(waited), " s (dist.timeout_s: ", timeout_,
+                                  ") in collective ", comm_.last_collective(),
+                                  "; a peer died or entered a different collective. This rank's last collectives:\n");
+      for (const auto& e : comm_.ledger()) report += "  rank " + std::to_string(comm_.rank()) + ": " + e + "\n";
+      std::fputs(report.c_str(), stderr);
+      std::fflush(stderr);
+      // The other ranks are stuck too and report within a moment; then the job ends.
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+      std::_Exit(3);
+    }
+  });
+}
+
+Watchdog::~Watchdog() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
 }
 
 namespace {
@@ -36,10 +105,10 @@ class LocalCommunicator final : public Communicator {
   int local_rank() const override { return 0; }
   int local_size() const override { return 1; }
   std::string backend() const override { return "local"; }
-  void all_reduce(at::Tensor& t, ReduceOp) override { record("all_reduce", t); }
-  void broadcast(at::Tensor& t, int) override { record("broadcast", t); }
+  void all_reduce(at::Tensor& t, ReduceOp) override { auto g = record("all_reduce", t); }
+  void broadcast(at::Tensor& t, int) override { auto g = record("broadcast", t); }
   at::Tensor all_gather(const at::Tensor& t) override {
-    record("all_gather", t);
+    auto g = record("all_gather", t);
     return t.unsqueeze(0).clone();
   }
   void barrier() override {}
@@ -152,7 +221,7 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return "mpi"; }
 
   void all_reduce(at::Tensor& t, ReduceOp op) override {
-    record("all_reduce", t);
+    auto g = record("all_reduce", t);
     if (NcclChannel* nccl = channel(t)) return nccl->all_reduce(t, op);
     staged(t, [&](at::Tensor& h) {
       mpi_check(MPI_Allreduce(MPI_IN_PLACE, h.data_ptr(), count(h), mpi_type(h), mpi_op(op, h), comm_),
@@ -160,7 +229,7 @@ class MpiCommunicator final : public Communicator {
     });
   }
   void all_reduce_background(at::Tensor& t, ReduceOp op) override {
-    record("all_reduce", t);
+    auto g = record("all_reduce", t);
     if (NcclChannel* nccl = channel(t)) return nccl->all_reduce(t, op);  // asynchronous already
     staged(t, [&](at::Tensor& h) {
       MPI_Request req;
@@ -178,7 +247,7 @@ class MpiCommunicator final : public Communicator {
     });
   }
   void broadcast(at::Tensor& t, int root) override {
-    record("broadcast", t);
+    auto g = record("broadcast", t);
     if (NcclChannel* nccl = channel(t)) return nccl->broadcast(t, root);
     staged(t, [&](at::Tensor& h) {
       mpi_check(MPI_Bcast(h.data_ptr(), count(h), mpi_type(h), root, comm_), "MPI_Bcast");
@@ -187,7 +256,7 @@ class MpiCommunicator final : public Communicator {
   at::Tensor all_gather(const at::Tensor& t) override {
     if (t.is_cuda() && nccl_compiled()) {
       const at::Tensor src = t.contiguous();
-      record("all_gather", src);
+      auto g = record("all_gather", src);
       std::vector<int64_t> shape{world_};
       for (auto s : src.sizes()) shape.push_back(s);
       at::Tensor out = at::empty(shape, src.options());
@@ -195,7 +264,7 @@ class MpiCommunicator final : public Communicator {
       return out;
     }
     at::Tensor src = t.to(at::kCPU).contiguous();
-    record("all_gather", src);
+    auto g = record("all_gather", src);
     std::vector<int64_t> shape{world_};
     for (auto s : src.sizes()) shape.push_back(s);
     at::Tensor out = at::empty(shape, src.options());
@@ -204,7 +273,10 @@ class MpiCommunicator final : public Communicator {
               "MPI_Allgather");
     return out.to(t.device());
   }
-  void barrier() override { mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  void barrier() override {
+    auto g = record("barrier", at::Tensor());
+    mpi_check(MPI_Barrier(comm_), "MPI_Barrier");
+  }
   [[noreturn]] void abort(int code) override {
     MPI_Abort(MPI_COMM_WORLD, code);  // the whole job, whichever group failed
     std::_Exit(code);

@@ -6,9 +6,14 @@
 // Every collective must be entered by every rank in the same order with tensors of the same
 // shape and dtype. Each communicator counts its collectives and keeps the last one (sequence
 // number, kind, shape, dtype), so an error report can say where the failing rank was.
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/torch_fwd.h"
@@ -16,6 +21,17 @@
 namespace oodt {
 
 enum class ReduceOp { Sum, Max, Min };
+
+// What this thread is doing, for the collective ledger: nested scopes joined by " / ", e.g.
+// "step 12 / after_backward / sagm". Set by the trainer and the plugin engine.
+class CollectiveContext {
+ public:
+  explicit CollectiveContext(std::string what);
+  ~CollectiveContext();
+  CollectiveContext(const CollectiveContext&) = delete;
+  CollectiveContext& operator=(const CollectiveContext&) = delete;
+  static std::string current();
+};
 
 class Communicator {
  public:
@@ -54,17 +70,48 @@ class Communicator {
 
   // Number of collectives entered so far on this rank, and a description of the last one.
   uint64_t sequence() const { return sequence_; }
-  const std::string& last_collective() const { return last_; }
+  std::string last_collective() const;
+  // The ledger: the last collectives this rank entered, oldest first ("#seq kind shape dtype
+  // [context]"), and how long the one in progress has been waiting (0 when none is).
+  std::vector<std::string> ledger() const;
+  double in_flight_seconds() const;
   // Payload bytes this rank has passed to collectives so far (what benchmarks compare).
   uint64_t bytes() const { return bytes_; }
 
  protected:
-  void record(const char* what, const at::Tensor& t);
+  // Called on entering a collective; the returned guard marks its end.
+  struct InFlight {
+    Communicator* comm;
+    ~InFlight() { comm->in_flight_since_ns_.store(0); }
+  };
+  [[nodiscard]] InFlight record(const char* what, const at::Tensor& t);
 
  private:
+  static constexpr size_t kLedger = 16;
   uint64_t sequence_ = 0;
   uint64_t bytes_ = 0;
-  std::string last_;
+  mutable std::mutex ledger_mu_;  // the watchdog thread reads the ledger
+  std::deque<std::string> ledger_;
+  std::atomic<int64_t> in_flight_since_ns_{0};
+};
+
+// A thread that ends the job when a collective has waited longer than `timeout_seconds` on
+// this rank (a peer died without taking the job down, or ranks entered different
+// collectives): it prints this rank's ledger to stderr, so the job's output shows where each
+// rank was, gives the other ranks a few seconds to do the same, then exits with code 3 (the
+// launcher then ends the job).
+class Watchdog {
+ public:
+  Watchdog(const Communicator& comm, double timeout_seconds);
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+ private:
+  const Communicator& comm_;
+  double timeout_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 // A single process: collectives are identities.

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "core/averaging.h"
+#include "core/comm.h"
 #include "core/error.h"
 
 namespace oodt {
@@ -61,7 +62,10 @@ Engine::Engine(std::vector<std::unique_ptr<Algorithm>> algorithms) : algorithms_
 void Engine::run(Phase phase, State& state) {
   const int idx = static_cast<int>(phase);
   auto call = [&](Algorithm& a) {
-    if (a.hooks().test(idx) && a.active(state)) a.run(phase, state);
+    if (a.hooks().test(idx) && a.active(state)) {
+      CollectiveContext ctx(concat(phase_name(phase), " ", a.name()));
+      a.run(phase, state);
+    }
   };
   if (is_after_phase(phase)) {
     for (auto it = algorithms_.rbegin(); it != algorithms_.rend(); ++it) call(**it);

@@ -39,6 +39,7 @@ bool NonFiniteGuard::allows_update(const State& s, double loss) {
   Communicator& comm = *s.comm;
   const std::string mine = first_non_finite(s, loss);
   const int w = comm.world_size();
+  CollectiveContext ctx("non-finite check");
   const int first = static_cast<int>(comm.all_reduce_scalar(mine.empty() ? w : comm.rank(), ReduceOp::Min));
   if (first == w) return true;
   if (policy_ == "skip") {

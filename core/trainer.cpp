@@ -59,6 +59,8 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     ConfigReader dist = root.child("dist");
     o.bucket_mb = dist.get("bucket_mb", o.bucket_mb);
     o.overlap = dist.get("overlap", o.overlap);
+    o.timeout_s = dist.get("timeout_s", o.timeout_s);
+    dist.check(o.timeout_s >= 0, "timeout_s", "must be >= 0 (0: no watchdog)");
     o.compress = dist.one_of("compress", o.compress, {"none", "fp16", "bf16"});
     dist.check(o.bucket_mb > 0, "bucket_mb", "must be > 0");
     dist.finish();
@@ -198,6 +200,7 @@ FitResult Trainer::fit(int64_t stop_at) {
     }
     // A stop signal on any rank: every rank agrees here, after the same step.
     t0 = std::chrono::steady_clock::now();
+    CollectiveContext stop_check(concat("stop-signal check after step ", state_.step - 1));
     const int sig = static_cast<int>(comm_.all_reduce_scalar(stop_signal(), ReduceOp::Max));
     window_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (state_.step == end || sig != 0 ||
@@ -221,6 +224,7 @@ FitResult Trainer::fit(int64_t stop_at) {
 
 void Trainer::train_step() {
   State& s = state_;
+  CollectiveContext ctx(concat("step ", s.step));
   // Every random draw of a step derives from (seed, rank, step): resuming replays it exactly.
   at::manual_seed(mix_seed(s.seed, 0x5eed, static_cast<uint64_t>(comm_.rank()), static_cast<uint64_t>(s.step)));
   const Batch batch = next_batch_(s).to(s.device);
@@ -242,7 +246,10 @@ void Trainer::train_step() {
   }
 
   engine_->run(Phase::BeforeAveraging, s);
-  averaging_->average(s);
+  {
+    CollectiveContext averaging("averaging");
+    averaging_->average(s);
+  }
   engine_->run(Phase::AfterAveraging, s);
 
   // A NaN or Inf loss or gradient on any rank: every rank skips the update, or the run stops
@@ -298,6 +305,7 @@ void Trainer::progress(bool force) {
 }
 
 std::vector<SplitMetrics> Trainer::run_evaluation() {
+  CollectiveContext ctx(concat("evaluation at step ", state_.step));
   averaging_->sync_buffers(state_);
   std::vector<SplitMetrics> metrics =
       evaluate(*model_, *data_, averaging_->evaluation_comm(state_), options_.eval_batch_size, state_.device);
@@ -395,6 +403,7 @@ void Trainer::print_table(const std::vector<SplitMetrics>& metrics) const {
 }
 
 void Trainer::save_checkpoint() {
+  CollectiveContext ctx(concat("checkpoint at step ", state_.step));
   averaging_->sync_buffers(state_);
   engine_->run(Phase::Checkpoint, state_);
   averaging_->prepare_save(state_);

@@ -130,6 +130,7 @@ int cmd_train(const Args& args) {
   std::unique_ptr<Communicator> comm = make_communicator();
   Setup s;
   std::unique_ptr<Trainer> trainer;
+  std::unique_ptr<Watchdog> watchdog;
   const bool dump = vm.count("dump-config") > 0;
 
   int code = agree(*comm, [&] {
@@ -140,6 +141,7 @@ int cmd_train(const Args& args) {
     if (!init_from.empty() && vm.count("resume"))
       throw ConfigError("", "--init-from and --resume exclude each other");
     set_threads(s.trainer.threads, *comm);
+    watchdog = std::make_unique<Watchdog>(*comm, s.trainer.timeout_s);
     const at::Device device = pick_device(s.trainer.device, *comm);
     auto data = make_data_source(s.data, static_cast<uint64_t>(s.trainer.seed), comm->rank(), comm->world_size());
     // Initial weights are a function of run.seed alone (rank 0's are broadcast regardless).

@@ -58,4 +58,48 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
+
+namespace {
+
+// Synthetic data: the global batch of step s is 2B fixed samples; a trainer of world size W
+// and rank r sees rows [r*2B/W, (r+1)*2B/W).
+class SliceData final : public DataSource {
+ public:
+  SliceData(int64_t global_batch, int rank, int world) : global_(global_batch), rank_(rank), world_(world) {}
+  int64_t num_classes() const override { return 3; }
+  std::vector<int64_t> input_shape() const override { return {1, 4, 4}; }
+  const std::vector<DomainInfo>& domains() const override { return domains_; }
+  int64_t batch_size() const override { return global_ / world_; }
+  Batch train_batch(int64_t step) override {
+    at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(1000 + step));
+    const at::Tensor x = at::randn({global_, 1, 4, 4}, gen);
+    const at::Tensor y = at::randint(0, 3, {global_}, gen, at::kLong);
+    const int64_t per = global_ / world_;
+    Batch b;
+    b.inputs = x.narrow(0, rank_ * per, per).clone();
+    b.labels = y.narrow(0, rank_ * per, per).clone();
+    b.domains = at::zeros({per}, at::kLong);
+    return b;
+  }
+  int64_t epoch_of(int64_t step) const override { return step / 10; }
+  int64_t steps_per_epoch() const override { return 10; }
+  void reshard(uint64_t, int rank, int world) override { rank_ = rank, world_ = world; }
+  void share_evaluation(int, int) override {}  // evaluation reads the whole of step 0's batch
+  std::vector<EvalSplit> eval_splits() const override { return {EvalSplit{0, "in"}}; }
+  void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>& fn) override {
+    fn(train_batch(0));
+  }
+
+ private:
+  int64_t global_;
+  int rank_, world_;
+  std::vector<DomainInfo> domains_ = {DomainInfo{"synthetic", false}};
+};
+
+}  // namespace
+
+std::unique_ptr<DataSource> slice_data(int64_t global_batch, int rank, int world) {
+  return std::make_unique<SliceData>(global_batch, rank, world);
+}
+
 }  // namespace oodt::test

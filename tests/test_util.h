@@ -1,7 +1,9 @@
 #pragma once
 // Helpers shared by the test binaries.
+#include <memory>
 #include <string>
 
+#include "core/data_source.h"
 #include "core/state.h"
 
 namespace oodt::test {
@@ -13,6 +15,10 @@ std::string fixture(const std::string& name);
 // Writes a small domain dataset: `per_domain` samples in each of `domains` domains, images
 // [n, 1, 4, 4] whose every pixel encodes the row index (row % 251), labels = row % classes.
 std::string write_domain_file(const std::string& dir, int domains, int per_domain, int classes);
+
+// Synthetic data: the global batch of step s is `global_batch` fixed random samples (inputs
+// [1, 4, 4], 3 classes); rank r of `world` sees rows [r*B/W, (r+1)*B/W).
+std::unique_ptr<DataSource> slice_data(int64_t global_batch, int rank, int world);
 
 // Max |a - b| (as double).
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
