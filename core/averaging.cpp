@@ -270,6 +270,31 @@ void GradientAllReduce::begin_backward(State&) {
   armed_ = true;
 }
 
+namespace {
+// Plain contiguous CPU float32 copies skip ATen's dispatch, which costs more than the copy
+// itself for the many small tensors of a model (a few microseconds each).
+bool plain_float(const at::Tensor& a) { return a.device().is_cpu() && a.scalar_type() == at::kFloat && a.is_contiguous(); }
+
+void copy_into(at::Tensor& dst, const at::Tensor& src) {
+  if (plain_float(dst) && plain_float(src) && dst.numel() == src.numel())
+    std::memcpy(dst.data_ptr<float>(), src.data_ptr<float>(), static_cast<size_t>(src.numel()) * sizeof(float));
+  else
+    dst.copy_(src);
+}
+
+// dst = src * scale, elementwise.
+void copy_scaled(at::Tensor& dst, const at::Tensor& src, double scale) {
+  if (plain_float(dst) && plain_float(src) && dst.numel() == src.numel()) {
+    float* d = dst.data_ptr<float>();
+    const float* s = src.data_ptr<float>();
+    const auto f = static_cast<float>(scale);
+    for (int64_t i = 0, n = src.numel(); i < n; ++i) d[i] = s[i] * f;
+  } else {
+    at::mul_out(dst, src, scale);
+  }
+}
+}  // namespace
+
 // The gradient of parameter i for the whole step: what accumulated over earlier micro-batches
 // (p.grad, not yet updated when the hook runs) plus `incoming`; or p.grad alone, or zeros for
 // a parameter this step did not use (it still takes part, so every rank reduces the same).
@@ -280,8 +305,8 @@ void GradientAllReduce::fill(size_t i, const at::Tensor* incoming) {
   at::Tensor slot = b.buffer.narrow(0, b.offsets[slot_of_[i]], p.numel()).view(p.sizes());
   const at::Tensor& g = p.grad();
   if (incoming && g.defined()) at::add_out(slot, g, *incoming);
-  else if (incoming) slot.copy_(*incoming);
-  else if (g.defined()) slot.copy_(g);
+  else if (incoming) copy_into(slot, *incoming);
+  else if (g.defined()) copy_into(slot, g);
   else slot.zero_();
   filled_[i] = 1;
   --b.pending;
@@ -338,14 +363,18 @@ void GradientAllReduce::average(State& state) {
   at::NoGradGuard no_grad;
   const double scale = 1.0 / comm_->world_size();
   for (Bucket& b : buckets_) {
-    if (options_.compression == GradCompression::None) b.buffer.mul_(scale);
-    else b.buffer.copy_(b.wire);  // already divided before rounding
+    // The mean, written straight into each gradient (the scaling fused into the copy); a
+    // compressed bucket was divided before rounding and is widened back first.
+    double s = scale;
+    if (options_.compression != GradCompression::None) b.buffer.copy_(b.wire), s = 1.0;
     b.wire = at::Tensor();
     for (size_t k = 0; k < b.members.size(); ++k) {
       at::Tensor& p = params_[b.members[k]];
       const at::Tensor slot = b.buffer.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
-      if (!p.grad().defined()) p.mutable_grad() = at::empty_like(p);
-      p.mutable_grad().copy_(slot);
+      if (!p.grad().defined()) p.mutable_grad() = at::empty_like(p, at::MemoryFormat::Contiguous);
+      at::Tensor& g = p.mutable_grad();
+      if (s == 1.0) copy_into(g, slot);
+      else copy_scaled(g, slot, s);
     }
   }
   reset_step();

@@ -26,6 +26,8 @@ void quiet() {
   // Thread-safe HDF5 keeps an error stack per thread: switch printing off in each.
   thread_local bool done = false;
   if (!done) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr), done = true;
+  static std::once_flag limits;
+  std::call_once(limits, [] { H5set_free_list_limits(1 << 20, 1 << 18, 1 << 20, 1 << 18, 1 << 20, 1 << 18); });
 }
 
 hid_t native_type(at::ScalarType t) {
@@ -177,6 +179,34 @@ Handle File::open_dataset(const std::string& name, size_t cache_bytes) const {
   Handle ds(H5Dopen2(id(), name.c_str(), dapl.id()), H5Dclose);
   if (!ds.valid()) fail(name, "cannot open dataset");
   return ds;
+}
+
+at::Tensor File::read_block(hid_t dataset, int64_t start, int64_t count, at::ScalarType dtype) const {
+  Handle space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  OODT_CHECK(start >= 0 && count >= 0 && static_cast<hsize_t>(start + count) <= dims[0], "block out of range");
+  std::vector<int64_t> out_shape(dims.begin(), dims.end());
+  out_shape[0] = count;
+  at::Tensor out = at::empty(out_shape, at::TensorOptions().dtype(dtype));
+  if (count == 0) return out;
+  std::vector<hsize_t> offset(dims.size(), 0), size = dims;
+  offset[0] = static_cast<hsize_t>(start);
+  size[0] = static_cast<hsize_t>(count);
+  H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, offset.data(), nullptr, size.data(), nullptr);
+  Handle mem(H5Screate_simple(rank, size.data(), nullptr), H5Sclose);
+  if (H5Dread(dataset, native_type(dtype), mem.id(), space.id(), H5P_DEFAULT, out.data_ptr()) < 0)
+    fail("", concat("reading rows ", start, "..", start + count - 1, " failed (corrupt data?)"));
+  return out;
+}
+
+int64_t File::chunk_rows(hid_t dataset) const {
+  Handle plist(H5Dget_create_plist(dataset), H5Pclose);
+  if (H5Pget_layout(plist.id()) != H5D_CHUNKED) return 0;
+  std::vector<hsize_t> dims(32);
+  const int rank = H5Pget_chunk(plist.id(), static_cast<int>(dims.size()), dims.data());
+  return rank > 0 ? static_cast<int64_t>(dims[0]) : 0;
 }
 
 at::Tensor File::read_rows(hid_t dataset, const std::vector<int64_t>& rows, at::ScalarType dtype) const {

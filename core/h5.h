@@ -69,6 +69,11 @@ class File {
   // dataset opened once with open_dataset().
   at::Tensor read_rows(hid_t dataset, const std::vector<int64_t>& rows, at::ScalarType dtype) const;
   Handle open_dataset(const std::string& name, size_t cache_bytes) const;
+  // Rows [start, start + count) of a dataset: one regular hyperslab (HDF5's fast path; a block
+  // that is exactly one chunk is decompressed straight into the result).
+  at::Tensor read_block(hid_t dataset, int64_t start, int64_t count, at::ScalarType dtype) const;
+  // Rows per chunk along dim 0 of a chunked dataset; 0 for a contiguous one.
+  int64_t chunk_rows(hid_t dataset) const;
 
  private:
   File(Handle h, std::string path) : h_(std::move(h)), path_(std::move(path)) {}

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/seed.h"
@@ -129,7 +130,12 @@ DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank
     if (in_rows_[static_cast<size_t>(d)].empty())
       throw DataError(concat(p, ": training domain '", names[d], "' has no samples in its in split"));
   plan_shards();
-  images_ = file_.open_dataset("/images", static_cast<size_t>(options.cache_mb) << 20);
+  // HDF5's own chunk cache holds one chunk: decoded blocks are cached here instead.
+  images_ = file_.open_dataset("/images", size_t{4} << 20);
+  const int64_t chunk = file_.chunk_rows(images_.id());
+  row_bytes_ = input_shape_[0] * input_shape_[1] * input_shape_[2];
+  block_rows_ = chunk > 0 ? chunk : std::max<int64_t>(1, (int64_t{256} << 10) / std::max<int64_t>(1, row_bytes_));
+  max_blocks_ = std::max<int64_t>(1, (options.cache_mb << 20) / std::max<int64_t>(1, block_rows_ * row_bytes_));
 }
 
 int64_t DomainDataset::samples_of(size_t d, int64_t step) const {
@@ -247,18 +253,40 @@ Batch DomainDataset::read_pool(const std::vector<int64_t>& positions) {
   return read(rows);
 }
 
+const uint8_t* DomainDataset::block(int64_t index) {
+  auto it = block_index_.find(index);
+  if (it != block_index_.end()) {
+    blocks_.splice(blocks_.begin(), blocks_, it->second);  // most recently used first
+    return blocks_.front().second.data_ptr<uint8_t>();
+  }
+  const int64_t n = static_cast<int64_t>(labels_.size());
+  const int64_t start = index * block_rows_, count = std::min(block_rows_, n - start);
+  at::Tensor t = file_.read_block(images_.id(), start, count, at::kByte);
+  if (static_cast<int64_t>(blocks_.size()) >= max_blocks_) {
+    block_index_.erase(blocks_.back().first);
+    blocks_.pop_back();
+  }
+  blocks_.emplace_front(index, std::move(t));
+  block_index_[index] = blocks_.begin();
+  return blocks_.front().second.data_ptr<uint8_t>();
+}
+
 Batch DomainDataset::read(const std::vector<int64_t>& rows) {
-  std::vector<int64_t> unique = rows;
-  std::sort(unique.begin(), unique.end());
-  unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
-  const at::Tensor raw = file_.read_rows(images_.id(), unique, at::kByte);
-  std::vector<int64_t> where(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i)
-    where[i] = std::lower_bound(unique.begin(), unique.end(), rows[i]) - unique.begin();
   const auto n = static_cast<int64_t>(rows.size());
-  const at::Tensor index = at::from_blob(where.data(), {n}, at::kLong).clone();
+  at::Tensor raw = at::empty({n, input_shape_[0], input_shape_[1], input_shape_[2]}, at::kByte);
+  uint8_t* out = raw.data_ptr<uint8_t>();
+  // In block order, so a block is decoded at most once per batch even when the cache is small.
+  std::vector<int64_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return rows[static_cast<size_t>(a)] < rows[static_cast<size_t>(b)]; });
+  for (int64_t i : order) {
+    const int64_t r = rows[static_cast<size_t>(i)];
+    OODT_CHECK(r >= 0 && r < static_cast<int64_t>(labels_.size()), "row ", r, " out of range");
+    const uint8_t* src = block(r / block_rows_) + (r % block_rows_) * row_bytes_;
+    std::memcpy(out + i * row_bytes_, src, static_cast<size_t>(row_bytes_));
+  }
   Batch b;
-  b.inputs = raw.index_select(0, index).to(at::kFloat).div_(255.0f);
+  b.inputs = raw.to(at::kFloat).div_(255.0f);
   b.labels = at::empty({n}, at::kLong);
   b.domains = at::empty({n}, at::kLong);
   int64_t* lp = b.labels.data_ptr<int64_t>();

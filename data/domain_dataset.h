@@ -1,8 +1,9 @@
 #pragma once
 // The HDF5 domain dataset reader (the DataSource the trainer uses).
 //
-// - Streams: images are read per batch through HDF5 hyperslabs with a bounded chunk cache
-//   (`data.cache_mb`); only labels and domain ids (16 bytes a sample) are held in memory.
+// - Streams: images are read a block at a time (one HDF5 chunk, decoded once) into an LRU of
+//   decoded blocks bounded by `data.cache_mb`; a batch copies its rows out of the blocks.
+//   Per sample only its label, domain and split/shard positions stay in memory (about 40 bytes).
 // - Splits each domain into `in` (train) and `out` (validation) parts by a seeded rule.
 // - Training batches are balanced over the training (not held-out) domains, in shuffled order.
 // - Shards deterministically: each domain's `in` part is shuffled per epoch from
@@ -10,7 +11,9 @@
 //   once per epoch across ranks. A batch is a pure function of the step.
 #include <cstdint>
 #include <memory>
+#include <list>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/config.h"
@@ -26,7 +29,7 @@ struct DataOptions {
   double holdout_fraction = 0.2;          // share of each domain in its `out` split
   int64_t split_seed = 0;                 // seeds the in/out split (fixed across a sweep)
   int64_t batch_size = 64;                // per rank, spread evenly over training domains
-  int64_t cache_mb = 256;                 // HDF5 chunk cache for images
+  int64_t cache_mb = 256;                 // decoded image blocks kept in memory (LRU)
   int64_t seq_len = 128;                  // text: bytes per input sequence
   bool eval_train_in = true;              // evaluate the training domains' in splits too
   int64_t prefetch = 2;                   // training batches read ahead on a thread (0: none)
@@ -85,6 +88,12 @@ class DomainDataset final : public DataSource {
   int eval_rank_, eval_world_;
   h5::File file_;
   h5::Handle images_;
+  // Decoded blocks of `block_rows_` image rows, most recently used first, at most
+  // `max_blocks_` of them.
+  const uint8_t* block(int64_t index);
+  int64_t block_rows_ = 256, row_bytes_ = 0, max_blocks_ = 1;
+  std::list<std::pair<int64_t, at::Tensor>> blocks_;
+  std::unordered_map<int64_t, std::list<std::pair<int64_t, at::Tensor>>::iterator> block_index_;
   std::vector<int64_t> input_shape_;
   int64_t num_classes_ = 0;
   std::vector<DomainInfo> domains_;
