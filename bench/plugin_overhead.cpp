@@ -15,37 +15,11 @@
 #include "core/models/model.h"
 #include "core/registry.h"
 #include "core/trainer.h"
+#include "bench/bench_util.h"
 
 namespace oodt {
 namespace {
 
-// Random 28x28 images, fixed per step: no I/O in the measured steps.
-class MemoryData final : public DataSource {
- public:
-  explicit MemoryData(int64_t batch) : batch_(batch) {}
-  int64_t num_classes() const override { return 10; }
-  std::vector<int64_t> input_shape() const override { return {1, 28, 28}; }
-  const std::vector<DomainInfo>& domains() const override { return domains_; }
-  int64_t batch_size() const override { return batch_; }
-  Batch train_batch(int64_t step) override {
-    at::Generator g = at::detail::createCPUGenerator(static_cast<uint64_t>(step));
-    Batch b;
-    b.inputs = at::rand({batch_, 1, 28, 28}, g);
-    b.labels = at::randint(0, 10, {batch_}, g, at::kLong);
-    b.domains = at::zeros({batch_}, at::kLong);
-    return b;
-  }
-  int64_t epoch_of(int64_t) const override { return 0; }
-  int64_t steps_per_epoch() const override { return 1 << 30; }
-  void reshard(uint64_t, int, int) override {}
-  void share_evaluation(int, int) override {}
-  std::vector<EvalSplit> eval_splits() const override { return {}; }
-  void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>&) override {}
-
- private:
-  int64_t batch_;
-  std::vector<DomainInfo> domains_ = {DomainInfo{"memory", false}};
-};
 
 double seconds_per_step(const std::string& algorithms, int64_t steps, int64_t batch, Communicator& comm) {
   Registry registry;
@@ -60,18 +34,13 @@ double seconds_per_step(const std::string& algorithms, int64_t steps, int64_t ba
   ConfigReader cfg(YAML::Load("{name: cnn, channels: [16, 32, 64], dropout: 0.5}"), "model", nullptr);
   auto model = build_model(cfg, ModelShape{{1, 28, 28}, 10});
   auto engine = std::make_unique<Engine>(registry.build(YAML::Load(algorithms), nullptr));
-  Trainer t(o, model, std::make_unique<MemoryData>(batch), std::move(engine), comm, at::Device(at::kCPU), "{}");
+  Trainer t(o, model, std::make_unique<bench::MemoryData>(batch), std::move(engine), comm, at::Device(at::kCPU), "{}");
   t.prepare_run_dir();
   t.setup();
   t.fit(2);  // warm-up steps, not timed (allocator, first-touch)
   const auto t0 = std::chrono::steady_clock::now();
   t.fit(steps);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / static_cast<double>(steps - 2);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace
@@ -108,9 +77,9 @@ int main(int argc, char** argv) {
                 static_cast<long long>(batch), static_cast<long long>(threads), static_cast<long long>(steps - 2),
                 static_cast<long long>(rounds));
     std::printf("%-20s %10s %10s %10s\n", "variant", "ms/step", "vs fp32", "vs LSQ");
-    const double fp = oodt::median(times[0]), lsq = oodt::median(times[1]);
+    const double fp = oodt::bench::median(times[0]), lsq = oodt::bench::median(times[1]);
     for (size_t v = 0; v < variants.size(); ++v) {
-      const double t = oodt::median(times[v]);
+      const double t = oodt::bench::median(times[v]);
       std::printf("%-20s %10.2f %10.3f %10.3f\n", variants[v].first.c_str(), t * 1e3, t / fp, t / lsq);
     }
     return 0;
@@ -129,7 +98,7 @@ int main(int argc, char** argv) {
       base.push_back(oodt::seconds_per_step("[]", steps, batch, *comm));
       plug.push_back(oodt::seconds_per_step(yaml, steps, batch, *comm));
     }
-    const double b = oodt::median(base), p = oodt::median(plug);
+    const double b = oodt::bench::median(base), p = oodt::bench::median(plug);
     std::printf("%-28s %14.2f %14.2f %8.3f\n", name.c_str(), b * 1e3, p * 1e3, p / b);
   }
   return 0;

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""Training throughput benchmarks, each one command, ratios from runs side by side:
+
+  bench/throughput.py scaling [--rounds 3]
+      samples/s of `mpirun -np 2 oodtrain train` over 2 x samples/s of one process (no
+      communication), CNN on Rotated Fashion-MNIST, batch 64 per rank, 1 thread per rank.
+      Also two independent single processes at once, one per core: what the machine allows
+      two processes without any communication (shared caches and memory bandwidth), so the
+      report separates the machine's loss from the framework's.
+  bench/throughput.py pytorch [--rounds 3]
+      oodtrain against bench/ddp_baseline.py (PyTorch DDP, gloo), both `mpirun -np 2`, same
+      model, data, batch, optimizer and threads: the CNN and a small MLP.
+
+Rounds alternate the contenders so drift hits both; the median of each is reported. Every
+process is launched by mpirun with the same binding (one core per rank). oodtrain's rate is
+its own `samples_per_s` over the steps after the warm-up evaluation (evaluation and
+checkpoints excluded); the baseline times the same steps between barriers.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
+MODELS = {"cnn": "{name: cnn, channels: [16, 32, 64], dropout: 0.1}", "mlp": "{name: mlp, hidden: [256, 256]}"}
+
+
+def mpirun(n):
+    return ["mpirun", "-np", str(n), "--bind-to", "core", "--oversubscribe"]
+
+
+def train_cmd(a, model, run_dir, extra):
+    sets = [f"run.dir={run_dir}", f"model={MODELS[model]}", f"train.steps={a.steps}",
+            f"train.eval_every={a.warmup}", "train.checkpoint_every=0", "train.threads=1",
+            "data.eval_train_in=false", f"data.path={a.data}", *extra]
+    cmd = [a.oodtrain, "train", "-c", os.path.join(ROOT, "configs/quickstart.yaml")]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def rate(run_dir):
+    with open(f"{run_dir}/metrics.jsonl") as f:
+        return [json.loads(l) for l in f if l.strip()][-1]["samples_per_s"]
+
+
+def oodtrain(a, ranks, model, extra=()):
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(mpirun(ranks) + train_cmd(a, model, f"{d}/run", extra), env=ENV, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return rate(f"{d}/run")
+
+
+def independent_pair(a, model, extra=()):
+    """Two single-process runs at once, pinned to cores 0 and 1: their summed samples/s."""
+    with tempfile.TemporaryDirectory() as d:
+        procs = [subprocess.Popen(["taskset", "-c", str(c)] + train_cmd(a, model, f"{d}/run{c}", extra), env=ENV,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in (0, 1)]
+        for p in procs:
+            if p.wait() != 0:
+                raise SystemExit(p.stderr.read().decode())
+        return rate(f"{d}/run0") + rate(f"{d}/run1")
+
+
+def pytorch(a, model):
+    cmd = mpirun(2) + [os.environ.get("PYTHON", "/usr/bin/python3"), os.path.join(ROOT, "bench/ddp_baseline.py"), "--data", a.data,
+                       "--model", model, "--steps", str(a.steps), "--warmup", str(a.warmup)]
+    out = subprocess.run(cmd, env=ENV, check=True, capture_output=True, text=True).stdout
+    return float(next(l for l in out.splitlines() if l.startswith("samples_per_s")).split()[1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("which", choices=["scaling", "pytorch"])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--data", default=os.path.join(ROOT, "datasets/rotated_fmnist.h5"))
+    ap.add_argument("--oodtrain", default=os.path.join(ROOT, "build/launch/oodtrain"))
+    ap.add_argument("--set", action="append", default=[], help="extra oodtrain --set for both np runs")
+    a = ap.parse_args()
+    if a.which == "scaling":
+        one, pair, two = [], [], []
+        for r in range(a.rounds):
+            one.append(oodtrain(a, 1, "cnn", a.set))
+            pair.append(independent_pair(a, "cnn", a.set))
+            two.append(oodtrain(a, 2, "cnn", a.set))
+            print(f"round {r}: 1 process {one[-1]:.0f}, 2 independent processes {pair[-1]:.0f}, "
+                  f"2 ranks {two[-1]:.0f} samples/s", flush=True)
+        m1, mp, m2 = statistics.median(one), statistics.median(pair), statistics.median(two)
+        print(f"scaling efficiency (2 ranks / (2 x 1 process)): {m2 / (2 * m1):.3f}  "
+              f"[{m1:.0f} vs {m2:.0f} samples/s, median of {a.rounds}]")
+        print(f"  the machine's ceiling (2 independent processes / (2 x 1 process)): {mp / (2 * m1):.3f}; "
+              f"2 ranks / 2 independent processes: {m2 / mp:.3f}")
+        return
+    for model in ("cnn", "mlp"):
+        ours, theirs = [], []
+        for r in range(a.rounds):
+            ours.append(oodtrain(a, 2, model, a.set))
+            theirs.append(pytorch(a, model))
+            print(f"{model} round {r}: oodtrain {ours[-1]:.0f}, PyTorch DDP {theirs[-1]:.0f} samples/s", flush=True)
+        mo, mt = statistics.median(ours), statistics.median(theirs)
+        print(f"{model}: oodtrain / PyTorch DDP = {mo / mt:.3f}  [{mo:.0f} vs {mt:.0f} samples/s, median of {a.rounds}]")
+
+
+if __name__ == "__main__":
+    main()
