@@ -26,8 +26,6 @@ void quiet() {
   // Thread-safe HDF5 keeps an error stack per thread: switch printing off in each.
   thread_local bool done = false;
   if (!done) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr), done = true;
-  static std::once_flag limits;
-  std::call_once(limits, [] { H5set_free_list_limits(1 << 20, 1 << 18, 1 << 20, 1 << 18, 1 << 20, 1 << 18); });
 }
 
 hid_t native_type(at::ScalarType t) {
@@ -186,11 +184,24 @@ at::Tensor File::read_block(hid_t dataset, int64_t start, int64_t count, at::Sca
   const int rank = H5Sget_simple_extent_ndims(space.id());
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
-  OODT_CHECK(start >= 0 && count >= 0 && static_cast<hsize_t>(start + count) <= dims[0], "block out of range");
   std::vector<int64_t> out_shape(dims.begin(), dims.end());
   out_shape[0] = count;
   at::Tensor out = at::empty(out_shape, at::TensorOptions().dtype(dtype));
-  if (count == 0) return out;
+  read_block_into(dataset, start, count, out);
+  return out;
+}
+
+void File::read_block_into(hid_t dataset, int64_t start, int64_t count, at::Tensor& out) const {
+  Handle space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  OODT_CHECK(start >= 0 && count >= 0 && static_cast<hsize_t>(start + count) <= dims[0], "block out of range");
+  int64_t row = 1;
+  for (size_t d = 1; d < dims.size(); ++d) row *= static_cast<int64_t>(dims[d]);
+  OODT_CHECK(out.is_contiguous() && out.numel() >= count * row, "read_block_into: buffer too small");
+  const at::ScalarType dtype = out.scalar_type();
+  if (count == 0) return;
   std::vector<hsize_t> offset(dims.size(), 0), size = dims;
   offset[0] = static_cast<hsize_t>(start);
   size[0] = static_cast<hsize_t>(count);
@@ -198,7 +209,6 @@ at::Tensor File::read_block(hid_t dataset, int64_t start, int64_t count, at::Sca
   Handle mem(H5Screate_simple(rank, size.data(), nullptr), H5Sclose);
   if (H5Dread(dataset, native_type(dtype), mem.id(), space.id(), H5P_DEFAULT, out.data_ptr()) < 0)
     fail("", concat("reading rows ", start, "..", start + count - 1, " failed (corrupt data?)"));
-  return out;
 }
 
 int64_t File::chunk_rows(hid_t dataset) const {

@@ -72,6 +72,8 @@ class File {
   // Rows [start, start + count) of a dataset: one regular hyperslab (HDF5's fast path; a block
   // that is exactly one chunk is decompressed straight into the result).
   at::Tensor read_block(hid_t dataset, int64_t start, int64_t count, at::ScalarType dtype) const;
+  // The same into `out` (contiguous, at least `count` rows of that dtype), which is reused.
+  void read_block_into(hid_t dataset, int64_t start, int64_t count, at::Tensor& out) const;
   // Rows per chunk along dim 0 of a chunked dataset; 0 for a contiguous one.
   int64_t chunk_rows(hid_t dataset) const;
 

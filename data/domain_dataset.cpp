@@ -261,12 +261,18 @@ const uint8_t* DomainDataset::block(int64_t index) {
   }
   const int64_t n = static_cast<int64_t>(labels_.size());
   const int64_t start = index * block_rows_, count = std::min(block_rows_, n - start);
-  at::Tensor t = file_.read_block(images_.id(), start, count, at::kByte);
+  // The least recently used block's buffer is reused: memory stays at max_blocks_ buffers,
+  // allocated once, with no churn for the allocator to fragment.
+  at::Tensor buffer;
   if (static_cast<int64_t>(blocks_.size()) >= max_blocks_) {
     block_index_.erase(blocks_.back().first);
+    buffer = std::move(blocks_.back().second);
     blocks_.pop_back();
+  } else {
+    buffer = at::empty({block_rows_ * row_bytes_}, at::kByte);
   }
-  blocks_.emplace_front(index, std::move(t));
+  file_.read_block_into(images_.id(), start, count, buffer);
+  blocks_.emplace_front(index, std::move(buffer));
   block_index_[index] = blocks_.begin();
   return blocks_.front().second.data_ptr<uint8_t>();
 }
