@@ -35,6 +35,8 @@ bool selects_other_variant(const YAML::Node& base, const YAML::Node& over) {
 void merge_into(YAML::Node base, const YAML::Node& over, const std::string& path,
                 const std::string& origin, Origins& origins) {
   for (const auto& kv : over) {
+    if (!kv.first.IsScalar())  // found by fuzz/config_fuzz: `? [a]: 1` escaped as YAML::InvalidNode
+      throw ConfigError(path, concat(origin, ": keys must be plain names, not lists or maps"));
     const std::string key = kv.first.Scalar();
     const std::string sub = join_path(path, key);
     YAML::Node existing = base[key];
@@ -86,6 +88,7 @@ void ConfigTree::merge_file(const std::string& path) {
 }
 
 void ConfigTree::merge(const YAML::Node& over, const std::string& origin) {
+  if (!over.IsMap()) throw ConfigError("", concat(origin, ": a config must be a YAML map at top level"));
   merge_into(root, over, "", origin, *origins);
 }
 
