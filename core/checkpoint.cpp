@@ -41,7 +41,8 @@ class Digest {
   }
   void add(const std::string& s) { add(s.data(), s.size()); }
   void add(const std::string& where, const at::Tensor& t) {
-    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    if (c.scalar_type() == at::kBool) c = c.to(at::kByte);  // stored, and read back, as uint8
     add(where);
     add(std::string(at::toString(c.scalar_type())));
     for (int64_t d : c.sizes()) add(&d, sizeof d);

@@ -33,6 +33,7 @@ TEST(Checkpoint, RoundTripKeepsEverything) {
   ck.optimizer["trunk.block0.conv.weight.momentum_buffer"] = at::randn({4, 1, 3, 3});
   ck.plugins["mixup"]["lambda"] = at::tensor({0.25});
   ck.plugins["empty"] = {};
+  ck.plugins["sparse"]["mask"] = at::rand({3, 3}) > 0.5;  // bool: stored as uint8, checksum still holds
   ck.rng = at::randint(0, 255, {2, 16}, at::kByte);
   const std::string path = dir + "/" + checkpoint_name(42);
   write_checkpoint(path, ck);
@@ -50,11 +51,32 @@ TEST(Checkpoint, RoundTripKeepsEverything) {
   for (const auto& [k, v] : ck.optimizer) EXPECT_TRUE(at::equal(back.optimizer.at(k), v)) << k;
   EXPECT_TRUE(at::equal(back.plugins.at("mixup").at("lambda"), ck.plugins["mixup"]["lambda"]));
   EXPECT_TRUE(back.plugins.count("empty"));
+  EXPECT_TRUE(at::equal(back.plugins.at("sparse").at("mask").to(at::kBool), ck.plugins["sparse"]["mask"]));
   EXPECT_TRUE(at::equal(back.rng, ck.rng));
 
   auto other = small_cnn(2);
   load_module_state(*other, back.model, path);
   for (const auto& [k, v] : module_state(*other)) EXPECT_TRUE(at::equal(v, ck.model.at(k))) << k;
+}
+
+TEST(Checkpoint, ChangedContentsFailTheChecksum) {
+  const auto dir = test::temp_dir("ckpt");
+  Checkpoint ck;
+  ck.config = "x: 1\n";
+  ck.model["w"] = at::arange(6, at::kFloat);
+  const std::string path = dir + "/" + checkpoint_name(1);
+  write_checkpoint(path, ck);
+  {
+    h5::File f = h5::File::open(path, /*writable=*/true);
+    H5Ldelete(f.id(), "/model/w", H5P_DEFAULT);
+    f.write("/model/w", at::arange(6, at::kFloat) * 2);
+  }
+  try {
+    read_checkpoint(path);
+    ADD_FAILURE() << "a changed checkpoint was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Checkpoint, NamesAreModulePaths) {
