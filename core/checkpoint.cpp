@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <ctime>
@@ -134,6 +136,13 @@ void write_checkpoint(const std::string& path, const Checkpoint& ck) {
     f.set_attr("/", "created", std::string(when));
     f.set_attr("/", "checksum", digest_of(ck));
     write_map(f, "/model", ck.model);
+    // Test aid: OODT_INJECT_CHECKPOINT_KILL=<step> kills the process (SIGKILL, no clean-up)
+    // half-way through writing that step's checkpoint, as an OOM killer or a node failure would.
+    if (const char* kill_at = std::getenv("OODT_INJECT_CHECKPOINT_KILL"))
+      if (std::atoll(kill_at) == ck.step) {
+        f.flush();
+        std::raise(SIGKILL);
+      }
     write_map(f, "/optimizer", ck.optimizer);
     write_map(f, "/averaging", ck.averaging);
     f.make_group("/plugins");

@@ -40,6 +40,18 @@ set -e
 grep -qE "rank 1 .*(exited on signal 9|Killed)" "$WORK/kill.log" || { cat "$WORK/kill.log"; fail "the dead rank is not named"; }
 echo "rank 1 killed: job ended in ${elapsed}s, exit $code"
 
+# Killed (SIGKILL) half-way through writing the step-16 checkpoint: the step-8 one is intact,
+# --resume uses it (the partial .tmp is never taken for a checkpoint) and the run ends
+# bit-identical to an uninterrupted one.
+run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/whole"
+OODT_INJECT_CHECKPOINT_KILL=16 run_expect 137 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/killed"
+[ -f "$WORK/killed/ckpt_000000016.h5.tmp" ] || fail "no partial checkpoint: the kill did not happen during the write"
+[ ! -f "$WORK/killed/ckpt_000000016.h5" ] || fail "a partial checkpoint took the real name"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/killed" --resume
+expect_contains "$WORK/o" "resuming from $WORK/killed/ckpt_000000008.h5 (step 8)"
+"$PYTHON" "$SRC/cli/compare_checkpoints.py" "$WORK/whole/ckpt_000000024.h5" "$WORK/killed/ckpt_000000024.h5" ||
+  fail "resumed after a kill during a checkpoint write: not bit-identical"
+
 # A truncated newest checkpoint: --resume says so and uses the previous one.
 run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/trunc" --set train.steps=16
 truncate -s 2000 "$WORK/trunc/ckpt_000000016.h5"
