@@ -179,18 +179,6 @@ Handle File::open_dataset(const std::string& name, size_t cache_bytes) const {
   return ds;
 }
 
-at::Tensor File::read_block(hid_t dataset, int64_t start, int64_t count, at::ScalarType dtype) const {
-  Handle space(H5Dget_space(dataset), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.id());
-  std::vector<hsize_t> dims(static_cast<size_t>(rank));
-  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
-  std::vector<int64_t> out_shape(dims.begin(), dims.end());
-  out_shape[0] = count;
-  at::Tensor out = at::empty(out_shape, at::TensorOptions().dtype(dtype));
-  read_block_into(dataset, start, count, out);
-  return out;
-}
-
 void File::read_block_into(hid_t dataset, int64_t start, int64_t count, at::Tensor& out) const {
   Handle space(H5Dget_space(dataset), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space.id());
@@ -217,33 +205,6 @@ int64_t File::chunk_rows(hid_t dataset) const {
   std::vector<hsize_t> dims(32);
   const int rank = H5Pget_chunk(plist.id(), static_cast<int>(dims.size()), dims.data());
   return rank > 0 ? static_cast<int64_t>(dims[0]) : 0;
-}
-
-at::Tensor File::read_rows(hid_t dataset, const std::vector<int64_t>& rows, at::ScalarType dtype) const {
-  Handle space(H5Dget_space(dataset), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.id());
-  std::vector<hsize_t> dims(static_cast<size_t>(rank));
-  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
-  std::vector<int64_t> out_shape(dims.begin(), dims.end());
-  out_shape[0] = static_cast<int64_t>(rows.size());
-  at::Tensor out = at::empty(out_shape, at::TensorOptions().dtype(dtype));
-  if (rows.empty()) return out;
-  H5Sselect_none(space.id());
-  std::vector<hsize_t> start(dims.size(), 0), count = dims;
-  for (size_t i = 0; i < rows.size();) {
-    size_t j = i + 1;
-    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-    OODT_CHECK(rows[i] >= 0 && static_cast<hsize_t>(rows[j - 1]) < dims[0], "row out of range");
-    start[0] = static_cast<hsize_t>(rows[i]);
-    count[0] = j - i;
-    H5Sselect_hyperslab(space.id(), H5S_SELECT_OR, start.data(), nullptr, count.data(), nullptr);
-    i = j;
-  }
-  std::vector<hsize_t> mdims(out_shape.begin(), out_shape.end());
-  Handle mem(H5Screate_simple(rank, mdims.data(), nullptr), H5Sclose);
-  if (H5Dread(dataset, native_type(dtype), mem.id(), space.id(), H5P_DEFAULT, out.data_ptr()) < 0)
-    fail("", "reading rows failed (corrupt data?)");
-  return out;
 }
 
 namespace {

@@ -64,15 +64,11 @@ class File {
   double attr_double(const std::string& object, const std::string& key) const;
   std::vector<std::string> attr_strings(const std::string& object, const std::string& key) const;
 
-  // Reads rows `rows` (sorted, unique) of a dataset into a tensor [rows.size(), ...], merging
-  // consecutive rows into one hyperslab. `dapl_cache_bytes` sizes the chunk cache of a
-  // dataset opened once with open_dataset().
-  at::Tensor read_rows(hid_t dataset, const std::vector<int64_t>& rows, at::ScalarType dtype) const;
+  // A dataset handle with a chunk cache of `cache_bytes` (for datasets read many times).
   Handle open_dataset(const std::string& name, size_t cache_bytes) const;
-  // Rows [start, start + count) of a dataset: one regular hyperslab (HDF5's fast path; a block
-  // that is exactly one chunk is decompressed straight into the result).
-  at::Tensor read_block(hid_t dataset, int64_t start, int64_t count, at::ScalarType dtype) const;
-  // The same into `out` (contiguous, at least `count` rows of that dtype), which is reused.
+  // Rows [start, start + count) of a dataset into `out` (contiguous, at least `count` rows of
+  // its dtype, reused by the caller): one regular hyperslab, HDF5's fast path (a block that is
+  // exactly one chunk is decoded straight into `out`).
   void read_block_into(hid_t dataset, int64_t start, int64_t count, at::Tensor& out) const;
   // Rows per chunk along dim 0 of a chunked dataset; 0 for a contiguous one.
   int64_t chunk_rows(hid_t dataset) const;

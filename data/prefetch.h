@@ -37,7 +37,6 @@ class PrefetchingSource final : public DataSource {
   void for_each_eval_batch(const EvalSplit& split, int64_t batch_size,
                            const std::function<void(const Batch&)>& fn) override;
 
-  DataSource& inner() { return *inner_; }
   // Batches handed over already read / read on the spot, since construction.
   int64_t hits() const { return hits_; }
   int64_t misses() const { return misses_; }
