@@ -1,8 +1,9 @@
 // Gradient communication, measured side by side under mpirun:
 //   mpirun -np 2 --bind-to core build/bench/bench_comm [--model resnet18] [--reps 15] [--steps 6] [--batch 32]
 //
-// 1. Bandwidth: the bucketed gradient all-reduce (GradientAllReduce::average: copy into flat
-//    buckets, all-reduce, scale, copy back) of a model's gradients against one bare
+// 1. Bandwidth: the bucketed gradient all-reduce (GradientAllReduce::average: each gradient
+//    copied into its flat bucket divided by the world size, the buckets all-reduced in place,
+//    the gradients left as views of them) of a model's gradients against one bare
 //    MPI_Allreduce of the same bytes in a single buffer. Reported as bare time / bucketed
 //    time (a bandwidth ratio), median of `reps` alternating repetitions.
 // 2. Overlap: real training steps (trainer, in-memory data) with the buckets reduced during
@@ -42,20 +43,27 @@ void bandwidth(const std::string& name, int reps, Communicator& comm) {
   ConfigReader cfg(YAML::Load(model_yaml(name)), "model", nullptr);
   auto model = build_model(cfg, ModelShape{{1, 28, 28}, 10});
   int64_t numel = 0;
+  std::vector<at::Tensor> grads;  // what backward would leave in each parameter's .grad
   for (auto& p : model->parameters()) {
-    p.mutable_grad() = at::randn_like(p);
+    grads.push_back(at::randn_like(p));
     numel += p.numel();
   }
+  const auto params = model->parameters();
+  auto fresh_gradients = [&] {
+    for (size_t i = 0; i < params.size(); ++i) const_cast<at::Tensor&>(params[i]).mutable_grad() = grads[i];
+  };
   State s;
   s.model = model.get();
   s.comm = &comm;
   GradientSyncOptions o;
   o.overlap = false;
   GradientAllReduce sync(o);
+  fresh_gradients();
   sync.setup(s);
   at::Tensor flat = at::randn({numel});
   std::vector<double> ours, bare;
   for (int r = 0; r < reps + 1; ++r) {  // the first of each is a warm-up
+    fresh_gradients();
     comm.barrier();
     auto t0 = Clock::now();
     sync.average(s);

@@ -232,11 +232,14 @@ void GradientAllReduce::plan(const std::vector<size_t>& order) {
   auto flush = [&] {
     if (cur.members.empty()) return;
     int64_t numel = 0;
-    for (size_t i : cur.members) {
-      cur.offsets.push_back(numel);
-      numel += params_[i].numel();
-    }
+    for (size_t i : cur.members) numel += params_[i].numel();
     cur.buffer = at::empty({numel}, params_[cur.members.front()].options());
+    int64_t off = 0;
+    for (size_t i : cur.members) {
+      const at::Tensor& p = params_[i];
+      cur.slots.push_back(cur.buffer.narrow(0, off, p.numel()).view(p.sizes()));
+      off += p.numel();
+    }
     buckets_.push_back(std::move(cur));
     cur = Bucket{};
     cur_bytes = 0;
@@ -271,18 +274,11 @@ void GradientAllReduce::begin_backward(State&) {
 }
 
 namespace {
-// Plain contiguous CPU float32 copies skip ATen's dispatch, which costs more than the copy
-// itself for the many small tensors of a model (a few microseconds each).
+// Plain contiguous CPU float32 tensors skip ATen's dispatch, which costs more than the
+// arithmetic itself for the many small tensors of a model (a few microseconds each).
 bool plain_float(const at::Tensor& a) { return a.device().is_cpu() && a.scalar_type() == at::kFloat && a.is_contiguous(); }
 
-void copy_into(at::Tensor& dst, const at::Tensor& src) {
-  if (plain_float(dst) && plain_float(src) && dst.numel() == src.numel())
-    std::memcpy(dst.data_ptr<float>(), src.data_ptr<float>(), static_cast<size_t>(src.numel()) * sizeof(float));
-  else
-    dst.copy_(src);
-}
-
-// dst = src * scale, elementwise.
+// dst = src * scale, elementwise (src may be dst).
 void copy_scaled(at::Tensor& dst, const at::Tensor& src, double scale) {
   if (plain_float(dst) && plain_float(src) && dst.numel() == src.numel()) {
     float* d = dst.data_ptr<float>();
@@ -295,18 +291,23 @@ void copy_scaled(at::Tensor& dst, const at::Tensor& src, double scale) {
 }
 }  // namespace
 
-// The gradient of parameter i for the whole step: what accumulated over earlier micro-batches
-// (p.grad, not yet updated when the hook runs) plus `incoming`; or p.grad alone, or zeros for
-// a parameter this step did not use (it still takes part, so every rank reduces the same).
+// Parameter i's slice of its bucket = its gradient for the whole step divided by the world
+// size: what accumulated over earlier micro-batches (p.grad, not yet updated when the hook
+// runs) plus `incoming`; or p.grad alone; or zeros for a parameter this step did not use (it
+// still takes part, so every rank reduces the same).
 void GradientAllReduce::fill(size_t i, const at::Tensor* incoming) {
   at::NoGradGuard no_grad;
   Bucket& b = buckets_[bucket_of_[i]];
-  const at::Tensor& p = params_[i];
-  at::Tensor slot = b.buffer.narrow(0, b.offsets[slot_of_[i]], p.numel()).view(p.sizes());
+  at::Tensor& slot = b.slots[slot_of_[i]];
+  at::Tensor& p = params_[i];
+  const double scale = 1.0 / comm_->world_size();
+  // Still the previous step's averaged gradient (nobody cleared it): it must stop being the
+  // bucket before the bucket is overwritten, and before autograd adds `incoming` to it.
+  if (p.grad().defined() && p.grad().data_ptr() == slot.data_ptr()) p.mutable_grad() = p.grad().clone();
   const at::Tensor& g = p.grad();
-  if (incoming && g.defined()) at::add_out(slot, g, *incoming);
-  else if (incoming) copy_into(slot, *incoming);
-  else if (g.defined()) copy_into(slot, g);
+  if (incoming && g.defined()) at::add_out(slot, g, *incoming).mul_(scale);
+  else if (incoming) copy_scaled(slot, *incoming, scale);
+  else if (g.defined()) copy_scaled(slot, g, scale);
   else slot.zero_();
   filled_[i] = 1;
   --b.pending;
@@ -319,18 +320,24 @@ void GradientAllReduce::on_grad(size_t i, const at::Tensor& grad) {
   launch_ready();
 }
 
+// What goes over the wire: the bucket itself, or its float16/bfloat16 rounding.
+void GradientAllReduce::set_wire(Bucket& b) const {
+  at::NoGradGuard no_grad;
+  switch (options_.compression) {
+    case GradCompression::None: b.wire = b.buffer; break;
+    case GradCompression::Fp16: b.wire = b.buffer.to(at::kHalf); break;
+    case GradCompression::Bf16: b.wire = b.buffer.to(at::kBFloat16); break;
+  }
+}
+
 // Hands every bucket whose members are all filled to the communicator, strictly in bucket
-// order (so every rank's collectives come in the same sequence).
+// order (so every rank's collectives come in the same sequence). With the communication
+// thread, the last bucket is left to average().
 void GradientAllReduce::launch_ready() {
-  const double scale = 1.0 / comm_->world_size();
-  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
+  const size_t end = (thread_ && !buckets_.empty()) ? buckets_.size() - 1 : buckets_.size();
+  while (next_launch_ < end && buckets_[next_launch_].pending == 0) {
     Bucket& b = buckets_[next_launch_++];
-    at::NoGradGuard no_grad;
-    switch (options_.compression) {
-      case GradCompression::None: b.wire = b.buffer; break;
-      case GradCompression::Fp16: b.wire = b.buffer.mul(scale).to(at::kHalf); break;
-      case GradCompression::Bf16: b.wire = b.buffer.mul(scale).to(at::kBFloat16); break;
-    }
+    set_wire(b);
     if (thread_) {
       at::Tensor wire = b.wire;
       Communicator* comm = comm_;
@@ -345,7 +352,7 @@ void GradientAllReduce::launch_ready() {
   }
 }
 
-void GradientAllReduce::average(State& state) {
+void GradientAllReduce::average(State&) {
   if (comm_ == nullptr || comm_->world_size() == 1) return;
   const bool was_armed = armed_;
   armed_ = false;
@@ -354,28 +361,29 @@ void GradientAllReduce::average(State& state) {
     if (!filled_[i]) fill(i, nullptr);
   launch_ready();
   if (thread_) {
-    const auto t0 = std::chrono::steady_clock::now();
+    using Clock = std::chrono::steady_clock;
+    auto t0 = Clock::now();
     thread_->wait();
-    stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.wait_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     stats_.comm_seconds += thread_->take_busy_seconds();
+    // The last bucket, here, once the thread's collectives are done (MPI needs them in order).
+    t0 = Clock::now();
+    for (; next_launch_ < buckets_.size(); ++next_launch_) {
+      set_wire(buckets_[next_launch_]);
+      comm_->all_reduce(buckets_[next_launch_].wire);
+    }
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    stats_.wait_seconds += dt;
+    stats_.comm_seconds += dt;
   }
   ++stats_.steps;
   at::NoGradGuard no_grad;
-  const double scale = 1.0 / comm_->world_size();
   for (Bucket& b : buckets_) {
-    // The mean, written straight into each gradient (the scaling fused into the copy); a
-    // compressed bucket was divided before rounding and is widened back first.
-    double s = scale;
-    if (options_.compression != GradCompression::None) b.buffer.copy_(b.wire), s = 1.0;
+    // The buckets hold the mean; each gradient becomes its slice (a compressed bucket is
+    // widened back first).
+    if (options_.compression != GradCompression::None) b.buffer.copy_(b.wire);
     b.wire = at::Tensor();
-    for (size_t k = 0; k < b.members.size(); ++k) {
-      at::Tensor& p = params_[b.members[k]];
-      const at::Tensor slot = b.buffer.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
-      if (!p.grad().defined()) p.mutable_grad() = at::empty_like(p, at::MemoryFormat::Contiguous);
-      at::Tensor& g = p.mutable_grad();
-      if (s == 1.0) copy_into(g, slot);
-      else copy_scaled(g, slot, s);
-    }
+    for (size_t k = 0; k < b.members.size(); ++k) params_[b.members[k]].mutable_grad() = b.slots[k];
   }
   reset_step();
   // Re-plan once, in the order gradients actually arrived on rank 0.

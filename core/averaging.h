@@ -98,12 +98,19 @@ struct GradientSyncOptions {
 class CommThread;
 
 // The default: mean of gradients across ranks every step, in flat buckets filled in reverse
-// parameter order (the order backward produces gradients). With overlap, a hook on every
-// parameter copies its gradient into its bucket as backward produces it; a full bucket is
-// handed to the communication thread at once (buckets always in the same order on every
-// rank, so collectives match); average() then only waits for what is still in flight. After
-// the first overlapped step the buckets are re-planned in the order the hooks actually fired
-// on rank 0 (kept in checkpoints, so a resumed run uses the same buckets).
+// parameter order (the order backward produces gradients). Each gradient is copied into its
+// bucket once, divided by the world size on the way (the copy and the scaling are one pass);
+// the buckets are summed in place; afterwards every parameter's gradient *is* its slice of a
+// bucket (a view: nothing is copied back). Such a gradient is valid until the next step's
+// backward refills the bucket: code that keeps a gradient across steps must clone it (the
+// trainer clears gradients at the start of every step).
+// With overlap, a hook on every parameter fills its slice as backward produces the gradient;
+// a full bucket is handed to the communication thread at once (buckets always in the same
+// order on every rank, so collectives match). The last bucket is only complete when backward
+// ends, so the main thread reduces it itself in average(), after waiting for the thread:
+// handing it over would only add a thread switch. After the first overlapped step the buckets
+// are re-planned in the order the hooks actually fired on rank 0 (kept in checkpoints, so a
+// resumed run uses the same buckets).
 class GradientAllReduce final : public AveragingStrategy {
  public:
   explicit GradientAllReduce(GradientSyncOptions options);
@@ -128,7 +135,7 @@ class GradientAllReduce final : public AveragingStrategy {
  private:
   struct Bucket {
     std::vector<size_t> members;  // indices into params_
-    std::vector<int64_t> offsets;
+    std::vector<at::Tensor> slots;  // per member: its slice of buffer, shaped like the parameter
     at::Tensor buffer;            // flat, the gradients' dtype and device
     at::Tensor wire;              // what is reduced: buffer, or its float16/bfloat16 copy
     size_t pending = 0;           // members not yet filled this step
@@ -137,6 +144,7 @@ class GradientAllReduce final : public AveragingStrategy {
   void on_grad(size_t i, const at::Tensor& grad);
   void fill(size_t i, const at::Tensor* incoming);
   void launch_ready();
+  void set_wire(Bucket& b) const;
   void reset_step();
 
   GradientSyncOptions options_;
