@@ -11,17 +11,33 @@ NonFiniteGuard::NonFiniteGuard(std::string policy) : policy_(std::move(policy)) 
   OODT_CHECK(policy_ == "abort" || policy_ == "skip", "non-finite policy: ", policy_);
 }
 
+namespace {
+// Whether a CPU float32 contiguous tensor holds a NaN or Inf: one pass over the bits (an
+// exponent of all ones), no dispatch, and the compiler vectorizes it.
+bool has_non_finite_floats(const at::Tensor& g) {
+  const auto* bits = static_cast<const uint32_t*>(g.data_ptr());
+  uint32_t any = 0;
+  for (int64_t i = 0, n = g.numel(); i < n; ++i) any |= static_cast<uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
+  return any != 0;
+}
+}  // namespace
+
 std::string first_non_finite(const State& s, double loss) {
   if (!std::isfinite(loss)) return concat("non-finite loss (", loss, ")");
-  // One sum per gradient and one sync: NaN and Inf survive summation (a finite sum of
-  // finite values never overflows a float here in practice; if it did, the search below
-  // would find nothing and the step goes on).
+  // Plain CPU float32 gradients are scanned directly; any other is summed (NaN and Inf
+  // survive summation; a finite sum of finite values never overflows a float here in
+  // practice, and if it did the search below would find nothing and the step goes on), with
+  // one sync for all the sums.
+  bool found = false;
   std::vector<at::Tensor> sums;
-  const auto named = s.model->named_parameters();
-  for (const auto& kv : named)
-    if (kv.value().grad().defined()) sums.push_back(kv.value().grad().sum().to(at::kDouble).reshape({1}));
-  if (sums.empty() || std::isfinite(at::cat(sums).sum().item<double>())) return "";
-  for (const auto& kv : named) {
+  for (const auto& p : s.model->parameters()) {
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    if (g.device().is_cpu() && g.scalar_type() == at::kFloat && g.is_contiguous()) found = found || has_non_finite_floats(g);
+    else sums.push_back(g.sum().to(at::kDouble).reshape({1}));
+  }
+  if (!found && (sums.empty() || std::isfinite(at::cat(sums).sum().item<double>()))) return "";
+  for (const auto& kv : s.model->named_parameters()) {
     const at::Tensor& g = kv.value().grad();
     if (!g.defined()) continue;
     const at::Tensor bad = at::logical_not(at::isfinite(g));
@@ -35,12 +51,19 @@ std::string first_non_finite(const State& s, double loss) {
   return "";
 }
 
-bool NonFiniteGuard::allows_update(const State& s, double loss) {
+bool NonFiniteGuard::allows_update(const State& s, double loss, int* stop_signal) {
   Communicator& comm = *s.comm;
   const std::string mine = first_non_finite(s, loss);
   const int w = comm.world_size();
-  CollectiveContext ctx("non-finite check");
-  const int first = static_cast<int>(comm.all_reduce_scalar(mine.empty() ? w : comm.rank(), ReduceOp::Min));
+  CollectiveContext ctx(stop_signal ? "non-finite and stop-signal check" : "non-finite check");
+  // Max of (world size - rank) over the ranks that found something: the lowest such rank.
+  at::Tensor agreed = at::tensor({mine.empty() ? 0.0 : static_cast<double>(w - comm.rank()),
+                                  stop_signal ? static_cast<double>(*stop_signal) : 0.0},
+                                 at::kDouble);
+  if (w > 1) comm.all_reduce(agreed, ReduceOp::Max);
+  const auto* v = agreed.data_ptr<double>();
+  if (stop_signal) *stop_signal = static_cast<int>(v[1]);
+  const int first = v[0] > 0 ? w - static_cast<int>(v[0]) : w;
   if (first == w) return true;
   if (policy_ == "skip") {
     ++skipped_;

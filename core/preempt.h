@@ -14,7 +14,8 @@ void install_stop_signals();
 // The signal received so far on this process, or 0.
 int stop_signal();
 // Testing aid, read once from the environment: OODT_INJECT_SIGNAL=<rank>:<step>:<signal>
-// makes that rank raise the signal itself right after that step.
+// makes that rank raise the signal itself during step <step> (counted from 1), before the
+// ranks agree on stopping, so every rank stops after that step.
 void maybe_inject_signal(int rank, long long step);
 
 }  // namespace oodt

@@ -189,7 +189,6 @@ FitResult Trainer::fit(int64_t stop_at) {
     auto t0 = std::chrono::steady_clock::now();
     const int64_t epoch_before = state_.epoch;
     train_step();
-    maybe_inject_signal(comm_.rank(), static_cast<long long>(state_.step));
     state_.epoch = data_->epoch_of(state_.step);
     if (state_.epoch != epoch_before) engine_->run(Phase::EpochEnd, state_);
     progress(false);
@@ -198,11 +197,8 @@ FitResult Trainer::fit(int64_t stop_at) {
     if (last || (options_.eval_every > 0 && state_.step % options_.eval_every == 0)) {
       result.final_metrics = run_evaluation();
     }
-    // A stop signal on any rank: every rank agrees here, after the same step.
-    t0 = std::chrono::steady_clock::now();
-    CollectiveContext stop_check(concat("stop-signal check after step ", state_.step - 1));
-    const int sig = static_cast<int>(comm_.all_reduce_scalar(stop_signal(), ReduceOp::Max));
-    window_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // A stop signal on any rank (agreed during the step): every rank stops after this step.
+    const int sig = agreed_stop_signal_;
     if (state_.step == end || sig != 0 ||
         (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0)) {
       if (last_checkpoint_step_ != state_.step) save_checkpoint();
@@ -252,9 +248,12 @@ void Trainer::train_step() {
   }
   engine_->run(Phase::AfterAveraging, s);
 
-  // A NaN or Inf loss or gradient on any rank: every rank skips the update, or the run stops
-  // (train.nonfinite).
-  const bool update = nonfinite_.allows_update(s, loss);
+  // One agreement of every rank before the update, in one all-reduce: a NaN or Inf loss or
+  // gradient on any rank (every rank skips the update, or the run stops: train.nonfinite),
+  // and a stop signal on any rank (every rank stops after this step).
+  maybe_inject_signal(comm_.rank(), static_cast<long long>(s.step + 1));
+  agreed_stop_signal_ = stop_signal();
+  const bool update = nonfinite_.allows_update(s, loss, &agreed_stop_signal_);
   if (update) {
     engine_->run(Phase::BeforeOptimizerStep, s);
     optimizer_->step(s.lr);

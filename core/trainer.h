@@ -107,6 +107,7 @@ class Trainer {
   Communicator& comm_;
   std::string config_;
   NonFiniteGuard nonfinite_;
+  int agreed_stop_signal_ = 0;  // the highest stop signal any rank had at this step's agreement
   std::string init_from_;
   std::set<std::string> plugin_state_;  // model entries plugins added (may be absent from --init-from)
   State state_;

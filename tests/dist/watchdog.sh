@@ -12,6 +12,6 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$elapsed" -le 30 ] || fail "the job took ${elapsed}s to end"
 echo "$out" | grep -q "rank 0: #[0-9]* barrier (step 3 / after_optimizer_step skip_probe)" ||
   fail "rank 0's ledger does not show the plugin's barrier"
-echo "$out" | grep -qE "watchdog \[rank 1/2\]: waited [0-9]+ s .* in collective #[0-9]+ all_reduce \[1\] double \(stop-signal check after step 3\)" ||
+echo "$out" | grep -qE "watchdog \[rank 1/2\]: waited [0-9]+ s .* in collective #[0-9]+ all_reduce \[[0-9]+\] float \(step 4 / averaging\)" ||
   fail "rank 1 does not report where it waits"
 echo "watchdog: job ended in ${elapsed}s, exit $code"
