@@ -1,9 +1,11 @@
 // Gradient communication, measured side by side under mpirun:
 //   mpirun -np 2 --bind-to core build/bench/bench_comm [--model resnet18] [--reps 15] [--steps 6] [--batch 32]
+//                                                      [--in-place-mb 0.25]
 //
-// 1. Bandwidth: the bucketed gradient all-reduce (GradientAllReduce::average: each gradient
-//    copied into its flat bucket divided by the world size, the buckets all-reduced in place,
-//    the gradients left as views of them) of a model's gradients against one bare
+// 1. Bandwidth: the gradient all-reduce (GradientAllReduce::average, as the trainer sets it
+//    up: gradients already divided by the world size by backward, large ones reduced where
+//    they lie, small ones copied into flat buckets reduced in place, their gradients left as
+//    views of the buckets) of a model's gradients against one bare
 //    MPI_Allreduce of the same bytes in a single buffer. Reported as bare time / bucketed
 //    time (a bandwidth ratio), median of `reps` alternating repetitions.
 // 2. Overlap: real training steps (trainer, in-memory data) with the buckets reduced during
@@ -38,7 +40,7 @@ std::string model_yaml(const std::string& name) {
   return "{name: " + name + "}";
 }
 
-void bandwidth(const std::string& name, int reps, Communicator& comm) {
+void bandwidth(const std::string& name, int reps, double in_place_mb, Communicator& comm) {
   at::manual_seed(0);
   ConfigReader cfg(YAML::Load(model_yaml(name)), "model", nullptr);
   auto model = build_model(cfg, ModelShape{{1, 28, 28}, 10});
@@ -57,6 +59,7 @@ void bandwidth(const std::string& name, int reps, Communicator& comm) {
   s.comm = &comm;
   GradientSyncOptions o;
   o.overlap = false;
+  o.in_place_bytes = static_cast<int64_t>(in_place_mb * 1024 * 1024);
   GradientAllReduce sync(o);
   fresh_gradients();
   sync.setup(s);
@@ -123,6 +126,7 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
 int main(int argc, char** argv) {
   std::string model = "resnet18";
   int reps = 15, steps = 6, rounds = 3;
+  double in_place_mb = oodt::TrainerOptions{}.in_place_mb;
   int64_t batch = 32;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
@@ -131,6 +135,7 @@ int main(int argc, char** argv) {
     else if (k == "--steps") steps = std::atoi(argv[i + 1]);
     else if (k == "--rounds") rounds = std::atoi(argv[i + 1]);
     else if (k == "--batch") batch = std::atoll(argv[i + 1]);
+    else if (k == "--in-place-mb") in_place_mb = std::atof(argv[i + 1]);
   }
   at::set_num_threads(1);
   auto comm = oodt::make_communicator();
@@ -139,7 +144,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (comm->rank() == 0) std::printf("== gradient all-reduce bandwidth, %d ranks ==\n", comm->world_size());
-  for (const std::string& m : {std::string("cnn"), std::string("mlp"), model}) oodt::bandwidth(m, reps, *comm);
+  for (const std::string& m : {std::string("cnn"), std::string("mlp"), model}) oodt::bandwidth(m, reps, in_place_mb, *comm);
 
   std::vector<double> on, off, comm_s, wait_s;
   for (int r = 0; r < rounds; ++r) {

@@ -8,6 +8,9 @@
 #include "core/error.h"
 #include "core/models/model.h"
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
+
 namespace oodt {
 
 void Bucketer::plan(const std::vector<at::Tensor>& tensors) {
@@ -189,13 +192,31 @@ GradientAllReduce::~GradientAllReduce() {
     } catch (...) {  // a failed collective was reported where it happened
     }
   }
-  for (size_t i = 0; i < hook_handles_.size(); ++i) params_[i].remove_hook(hook_handles_[i]);
+  for (size_t i = 0; i < hook_keys_.size(); ++i) accumulators_[i]->del_post_hook(hook_keys_[i]);
 }
+
+namespace {
+// Runs a callback after autograd has added a gradient into a parameter's .grad: a hook on the
+// parameter's AccumulateGrad node.
+class AfterAccumulate final : public torch::autograd::FunctionPostHook {
+ public:
+  explicit AfterAccumulate(std::function<void()> fn) : fn_(std::move(fn)) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    fn_();
+    return outputs;
+  }
+
+ private:
+  std::function<void()> fn_;
+};
+}  // namespace
 
 void GradientAllReduce::setup(State& state) {
   comm_ = state.comm;
   broadcast_module(*state.model, *comm_, options_.bucket_bytes);
   if (comm_->world_size() == 1) return;
+  grad_scale_ = options_.prescale ? 1.0 : 1.0 / comm_->world_size();
   params_.clear();
   const auto all = state.model->parameters();
   for (auto it = all.rbegin(); it != all.rend(); ++it)
@@ -219,8 +240,14 @@ void GradientAllReduce::setup(State& state) {
   // CUDA tensors with NCCL: collectives are asynchronous already; launch from the hook.
   inline_launch_ = !params_.empty() && params_.front().is_cuda();
   if (!inline_launch_) thread_ = std::make_unique<CommThread>();
-  for (size_t i = 0; i < params_.size(); ++i)
-    hook_handles_.push_back(params_[i].register_hook([this, i](const at::Tensor& g) { on_grad(i, g); }));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    accumulators_.push_back(torch::autograd::impl::grad_accumulator(params_[i]));
+    hook_keys_.push_back(accumulators_.back()->add_post_hook(std::make_unique<AfterAccumulate>([this, i] { on_grad(i); })));
+  }
+}
+
+double GradientAllReduce::backward_scale() const {
+  return (options_.prescale && comm_ != nullptr && comm_->world_size() > 1) ? 1.0 / comm_->world_size() : 1.0;
 }
 
 void GradientAllReduce::plan(const std::vector<size_t>& order) {
@@ -231,14 +258,16 @@ void GradientAllReduce::plan(const std::vector<size_t>& order) {
   int64_t cur_bytes = 0;
   auto flush = [&] {
     if (cur.members.empty()) return;
-    int64_t numel = 0;
-    for (size_t i : cur.members) numel += params_[i].numel();
-    cur.buffer = at::empty({numel}, params_[cur.members.front()].options());
-    int64_t off = 0;
-    for (size_t i : cur.members) {
-      const at::Tensor& p = params_[i];
-      cur.slots.push_back(cur.buffer.narrow(0, off, p.numel()).view(p.sizes()));
-      off += p.numel();
+    if (!cur.in_place) {
+      int64_t numel = 0;
+      for (size_t i : cur.members) numel += params_[i].numel();
+      cur.buffer = at::empty({numel}, params_[cur.members.front()].options());
+      int64_t off = 0;
+      for (size_t i : cur.members) {
+        const at::Tensor& p = params_[i];
+        cur.slots.push_back(cur.buffer.narrow(0, off, p.numel()).view(p.sizes()));
+        off += p.numel();
+      }
     }
     buckets_.push_back(std::move(cur));
     cur = Bucket{};
@@ -247,6 +276,14 @@ void GradientAllReduce::plan(const std::vector<size_t>& order) {
   for (size_t i : order) {
     const at::Tensor& p = params_[i];
     const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
+    if (bytes >= options_.in_place_bytes) {
+      flush();
+      bucket_of_[i] = buckets_.size();
+      cur.members.push_back(i);
+      cur.in_place = true;
+      flush();
+      continue;
+    }
     const int64_t cap = buckets_.empty() ? std::min(options_.first_bucket_bytes, options_.bucket_bytes)
                                          : options_.bucket_bytes;
     if (!cur.members.empty()) {
@@ -278,45 +315,53 @@ namespace {
 // arithmetic itself for the many small tensors of a model (a few microseconds each).
 bool plain_float(const at::Tensor& a) { return a.device().is_cpu() && a.scalar_type() == at::kFloat && a.is_contiguous(); }
 
-// dst = src * scale, elementwise (src may be dst).
+// dst = src * scale, elementwise.
 void copy_scaled(at::Tensor& dst, const at::Tensor& src, double scale) {
   if (plain_float(dst) && plain_float(src) && dst.numel() == src.numel()) {
     float* d = dst.data_ptr<float>();
     const float* s = src.data_ptr<float>();
-    const auto f = static_cast<float>(scale);
-    for (int64_t i = 0, n = src.numel(); i < n; ++i) d[i] = s[i] * f;
+    const auto n = static_cast<size_t>(src.numel());
+    if (scale == 1.0) {
+      std::memcpy(d, s, n * sizeof(float));
+    } else {
+      const auto f = static_cast<float>(scale);
+      for (size_t i = 0; i < n; ++i) d[i] = s[i] * f;
+    }
+  } else if (scale == 1.0) {
+    dst.copy_(src);
   } else {
     at::mul_out(dst, src, scale);
   }
 }
 }  // namespace
 
-// Parameter i's slice of its bucket = its gradient for the whole step divided by the world
-// size: what accumulated over earlier micro-batches (p.grad, not yet updated when the hook
-// runs) plus `incoming`; or p.grad alone; or zeros for a parameter this step did not use (it
-// still takes part, so every rank reduces the same).
-void GradientAllReduce::fill(size_t i, const at::Tensor* incoming) {
+// Puts parameter i's gradient for the step (divided by the world size) where its bucket is
+// reduced: a parameter this step did not use takes part with zeros, so every rank reduces the
+// same.
+void GradientAllReduce::fill(size_t i) {
   at::NoGradGuard no_grad;
   Bucket& b = buckets_[bucket_of_[i]];
-  at::Tensor& slot = b.slots[slot_of_[i]];
   at::Tensor& p = params_[i];
-  const double scale = 1.0 / comm_->world_size();
-  // Still the previous step's averaged gradient (nobody cleared it): it must stop being the
-  // bucket before the bucket is overwritten, and before autograd adds `incoming` to it.
-  if (p.grad().defined() && p.grad().data_ptr() == slot.data_ptr()) p.mutable_grad() = p.grad().clone();
-  const at::Tensor& g = p.grad();
-  if (incoming && g.defined()) at::add_out(slot, g, *incoming).mul_(scale);
-  else if (incoming) copy_scaled(slot, *incoming, scale);
-  else if (g.defined()) copy_scaled(slot, g, scale);
-  else slot.zero_();
+  if (b.in_place) {
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p, at::MemoryFormat::Contiguous);
+    else if (!p.grad().is_contiguous()) p.mutable_grad() = p.grad().contiguous();
+    if (grad_scale_ != 1.0) p.mutable_grad().mul_(grad_scale_);
+    b.buffer = p.grad().view({-1});
+  } else {
+    at::Tensor& slot = b.slots[slot_of_[i]];
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) slot.zero_();
+    else if (g.data_ptr() != slot.data_ptr()) copy_scaled(slot, g, grad_scale_);
+    else if (grad_scale_ != 1.0) slot.mul_(grad_scale_);  // last step's view, not cleared: in place
+  }
   filled_[i] = 1;
   --b.pending;
 }
 
-void GradientAllReduce::on_grad(size_t i, const at::Tensor& grad) {
+void GradientAllReduce::on_grad(size_t i) {
   if (!armed_ || filled_[i]) return;
   if (!rebuilt_) observed_.push_back(i);
-  fill(i, &grad);
+  fill(i);
   launch_ready();
 }
 
@@ -358,7 +403,7 @@ void GradientAllReduce::average(State&) {
   armed_ = false;
   // Whatever the hooks did not fill (overlap off, or parameters unused this step).
   for (size_t i = 0; i < params_.size(); ++i)
-    if (!filled_[i]) fill(i, nullptr);
+    if (!filled_[i]) fill(i);
   launch_ready();
   if (thread_) {
     using Clock = std::chrono::steady_clock;
@@ -379,11 +424,13 @@ void GradientAllReduce::average(State&) {
   ++stats_.steps;
   at::NoGradGuard no_grad;
   for (Bucket& b : buckets_) {
-    // The buckets hold the mean; each gradient becomes its slice (a compressed bucket is
-    // widened back first).
+    // Every bucket holds the mean now (a compressed one is widened back first). An in-place
+    // bucket is the gradient itself; otherwise each gradient becomes its slice of the bucket.
     if (options_.compression != GradCompression::None) b.buffer.copy_(b.wire);
     b.wire = at::Tensor();
-    for (size_t k = 0; k < b.members.size(); ++k) params_[b.members[k]].mutable_grad() = b.slots[k];
+    if (b.in_place) b.buffer = at::Tensor();
+    else
+      for (size_t k = 0; k < b.members.size(); ++k) params_[b.members[k]].mutable_grad() = b.slots[k];
   }
   reset_step();
   // Re-plan once, in the order gradients actually arrived on rank 0.

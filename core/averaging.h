@@ -10,6 +10,10 @@
 
 #include "core/state.h"
 
+namespace torch::autograd {
+struct Node;
+}
+
 namespace oodt {
 
 class Communicator;
@@ -25,6 +29,10 @@ class AveragingStrategy {
   // (not before plugins' extra passes): a strategy that communicates during backward arms
   // its gradient hooks here.
   virtual void begin_backward(State&) {}
+  // The factor the trainer multiplies into every loss it backpropagates in a step. A strategy
+  // that averages by summing can have backward divide by the world size for free (the seed of
+  // backward is one scalar) instead of spending a pass over every gradient.
+  virtual double backward_scale() const { return 1.0; }
   // Once per step, between backward and the optimizer step.
   virtual void average(State& state) = 0;
   // Before every evaluation and checkpoint: makes buffers that ranks update from their own
@@ -90,6 +98,12 @@ struct GradientSyncOptions {
   // honoured when the gradients are final when backward ends (no plugin hooks after_backward
   // or before_averaging); the trainer decides.
   bool overlap = true;
+  // A gradient of at least this many bytes is reduced where it lies, in a collective of its
+  // own: no copy into a bucket and back, for one more collective's latency.
+  int64_t in_place_bytes = 256 << 10;
+  // The trainer seeds backward with 1/world size (backward_scale), so gradients arrive
+  // already divided. Only when the gradients are final when backward ends (as for overlap).
+  bool prescale = true;
   // Gradients in transit: float32, or divided by the world size and rounded to float16 /
   // bfloat16 (half the bytes; the error is measured in tests/dist).
   GradCompression compression = GradCompression::None;
@@ -97,20 +111,23 @@ struct GradientSyncOptions {
 
 class CommThread;
 
-// The default: mean of gradients across ranks every step, in flat buckets filled in reverse
-// parameter order (the order backward produces gradients). Each gradient is copied into its
-// bucket once, divided by the world size on the way (the copy and the scaling are one pass);
-// the buckets are summed in place; afterwards every parameter's gradient *is* its slice of a
-// bucket (a view: nothing is copied back). Such a gradient is valid until the next step's
-// backward refills the bucket: code that keeps a gradient across steps must clone it (the
-// trainer clears gradients at the start of every step).
-// With overlap, a hook on every parameter fills its slice as backward produces the gradient;
-// a full bucket is handed to the communication thread at once (buckets always in the same
-// order on every rank, so collectives match). The last bucket is only complete when backward
-// ends, so the main thread reduces it itself in average(), after waiting for the thread:
-// handing it over would only add a thread switch. After the first overlapped step the buckets
-// are re-planned in the order the hooks actually fired on rank 0 (kept in checkpoints, so a
-// resumed run uses the same buckets).
+// The default: mean of gradients across ranks every step, in buckets planned in reverse
+// parameter order (the order backward produces gradients). Gradients arrive divided by the
+// world size (backward_scale), or are divided on their way into the bucket.
+//  - A large gradient (in_place_bytes) is a bucket of its own, summed where it lies.
+//  - Smaller ones are copied into a flat bucket once; the bucket is summed in place, and then
+//    every such parameter's gradient *is* its slice of the bucket (a view: nothing is copied
+//    back). Such a gradient is valid until the next step's backward refills the bucket: code
+//    that keeps a gradient across steps must clone it (the trainer clears gradients at the
+//    start of every step).
+// With overlap, a hook runs after autograd has accumulated each parameter's gradient (on its
+// AccumulateGrad node, as PyTorch's DDP reducer does), so the gradient is final, micro-batches
+// included; a full bucket is handed to the communication thread at once (buckets always in
+// the same order on every rank, so collectives match). The last bucket is only complete when
+// backward ends, so the main thread reduces it itself in average(), after waiting for the
+// thread: handing it over would only add a thread switch. After the first overlapped step
+// the buckets are re-planned in the order the hooks actually fired on rank 0 (kept in
+// checkpoints, so a resumed run uses the same buckets).
 class GradientAllReduce final : public AveragingStrategy {
  public:
   explicit GradientAllReduce(GradientSyncOptions options);
@@ -118,6 +135,7 @@ class GradientAllReduce final : public AveragingStrategy {
   std::string name() const override { return "gradient_all_reduce"; }
   void setup(State& state) override;
   void begin_backward(State& state) override;
+  double backward_scale() const override;
   void average(State& state) override;
   void save(TensorMap& out) const override;
   void load(const TensorMap& in) override;
@@ -134,15 +152,16 @@ class GradientAllReduce final : public AveragingStrategy {
 
  private:
   struct Bucket {
-    std::vector<size_t> members;  // indices into params_
+    std::vector<size_t> members;    // indices into params_
+    bool in_place = false;          // one large gradient, reduced where it lies
     std::vector<at::Tensor> slots;  // per member: its slice of buffer, shaped like the parameter
-    at::Tensor buffer;            // flat, the gradients' dtype and device
-    at::Tensor wire;              // what is reduced: buffer, or its float16/bfloat16 copy
-    size_t pending = 0;           // members not yet filled this step
+    at::Tensor buffer;              // flat; in place: this step's gradient, flattened
+    at::Tensor wire;                // what is reduced: buffer, or its float16/bfloat16 copy
+    size_t pending = 0;             // members not yet filled this step
   };
   void plan(const std::vector<size_t>& order);
-  void on_grad(size_t i, const at::Tensor& grad);
-  void fill(size_t i, const at::Tensor* incoming);
+  void on_grad(size_t i);
+  void fill(size_t i);
   void launch_ready();
   void set_wire(Bucket& b) const;
   void reset_step();
@@ -150,7 +169,9 @@ class GradientAllReduce final : public AveragingStrategy {
   GradientSyncOptions options_;
   Communicator* comm_ = nullptr;
   std::vector<at::Tensor> params_;  // requires_grad, reverse registration order
-  std::vector<unsigned> hook_handles_;
+  double grad_scale_ = 1.0;          // what fill() multiplies gradients by
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive with our hooks
+  std::vector<uintptr_t> hook_keys_;
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_, slot_of_;
   std::vector<char> filled_;

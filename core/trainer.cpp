@@ -58,11 +58,13 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
   {
     ConfigReader dist = root.child("dist");
     o.bucket_mb = dist.get("bucket_mb", o.bucket_mb);
+    o.in_place_mb = dist.get("in_place_mb", o.in_place_mb);
     o.overlap = dist.get("overlap", o.overlap);
     o.timeout_s = dist.get("timeout_s", o.timeout_s);
     dist.check(o.timeout_s >= 0, "timeout_s", "must be >= 0 (0: no watchdog)");
     o.compress = dist.one_of("compress", o.compress, {"none", "fp16", "bf16"});
     dist.check(o.bucket_mb > 0, "bucket_mb", "must be > 0");
+    dist.check(o.in_place_mb > 0, "in_place_mb", "must be > 0");
     dist.finish();
   }
   ConfigReader optim = root.child("optim");
@@ -102,6 +104,8 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   GradientSyncOptions sync;
   sync.bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
   sync.overlap = options_.overlap && after_backward.empty();
+  sync.prescale = after_backward.empty();
+  sync.in_place_bytes = static_cast<int64_t>(options_.in_place_mb * 1024 * 1024);
   sync.compression = options_.compress == "fp16"   ? GradCompression::Fp16
                      : options_.compress == "bf16" ? GradCompression::Bf16
                                                    : GradCompression::None;
@@ -278,8 +282,9 @@ void Trainer::forward_backward(bool last_micro_batch, double share) {
   engine_->run(Phase::BeforeBackward, s);
   if (last_micro_batch) averaging_->begin_backward(s);  // buckets go out as backward fills them
   // Each micro-batch's mean loss weighted by its share of the step's samples: the gradients
-  // add up to those of the whole batch's mean loss.
-  (share == 1.0 ? s.loss : s.loss * share).backward();
+  // add up to those of the whole batch's mean loss (times the averaging's backward scale).
+  const double seed = share * averaging_->backward_scale();
+  (seed == 1.0 ? s.loss : s.loss * seed).backward();
   engine_->run(Phase::AfterBackward, s);
 }
 

@@ -38,6 +38,7 @@ struct TrainerOptions {
   std::string nonfinite = "abort";  // a NaN/Inf loss or gradient: abort | skip the step
   int64_t accumulate = 1;          // micro-batches per step (gradients summed, one all-reduce)
   double bucket_mb = 25.0;         // gradient all-reduce bucket size
+  double in_place_mb = 0.25;       // gradients at least this large are reduced without a bucket
   double timeout_s = 60;           // watchdog: a collective waiting longer ends the job (0: off)
   bool overlap = true;             // all-reduce buckets during backward (communication thread)
   std::string compress = "none";   // gradients in transit: none | fp16 | bf16

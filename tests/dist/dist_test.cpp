@@ -150,14 +150,56 @@ TEST(OverlappedAllReduce, SameBitsAsAllReduceAfterBackward) {
     o.overlap = false;
   });
   after->fit();
+  // Gradients of 128 bytes and more reduced where they lie, each in a collective of its own.
+  auto in_place = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
+    o.bucket_mb = 0.0005;
+    o.in_place_mb = 128.0 / (1 << 20);
+  });
+  in_place->fit();
   if (g_comm->world_size() > 1) {
     EXPECT_TRUE(gradient_sync(*over).overlapping());
     EXPECT_FALSE(gradient_sync(*after).overlapping());
     EXPECT_GE(gradient_sync(*over).num_buckets(), 3u);
+    EXPECT_GT(gradient_sync(*in_place).num_buckets(), gradient_sync(*over).num_buckets());
+    // Backward divides by the world size (its seed), not a pass over the gradients.
+    EXPECT_EQ(over->state().averaging->backward_scale(), 1.0 / g_comm->world_size());
   }
-  const auto a = over->model().named_state(), b = after->model().named_state();
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+  for (Trainer* other : {after.get(), in_place.get()}) {
+    const auto a = over->model().named_state(), b = other->model().named_state();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+  }
+}
+
+TEST(OverlappedAllReduce, AveragedGradientsAreViewsOfTheBuckets) {
+  // After averaging, a small parameter's gradient is its slice of a bucket (nothing copied
+  // back), a large one is reduced in its own tensor; both hold the mean over the ranks.
+  if (g_comm->world_size() == 1) GTEST_SKIP() << "no communication on one rank";
+  const int w = g_comm->world_size(), r = g_comm->rank();
+  auto t = make_trainer("{name: mlp, hidden: [64]}", *g_comm, 8, 1, [](TrainerOptions& o) {
+    o.in_place_mb = 4096.0 / (1 << 20);  // the input layer's weight (64 x inputs) goes in place
+    o.overlap = false;
+  });
+  t->setup();
+  const double seed = t->state().averaging->backward_scale();
+  std::vector<at::Tensor> expected, given;
+  for (auto& p : t->model().parameters()) {
+    expected.push_back(at::full(p.sizes(), (w - 1) / 2.0 + 1.0));  // mean of (rank + 1)
+    given.push_back(at::full(p.sizes(), (r + 1) * seed));
+    p.mutable_grad() = given.back();
+  }
+  t->state().averaging->average(t->state());
+  size_t views = 0, in_place = 0, large = 0, k = 0;
+  for (auto& p : t->model().parameters()) {
+    EXPECT_TRUE(at::allclose(p.grad(), expected[k])) << k;
+    if (p.grad().is_view()) ++views;
+    if (p.grad().data_ptr() == given[k].data_ptr()) ++in_place;
+    if (p.numel() * 4 >= 4096) ++large;
+    ++k;
+  }
+  EXPECT_GE(large, 1u);
+  EXPECT_EQ(in_place, large);
+  EXPECT_EQ(views, k - large);
 }
 
 TEST(OverlappedAllReduce, BucketOrderFollowsTheHooksAndIsCheckpointed) {
@@ -198,9 +240,12 @@ TEST(CompressedAllReduce, Fp16AndBf16ErrorsAreMeasuredAndBounded) {
     t->setup();
     at::Generator gen = at::detail::createCPUGenerator(100 + r);
     std::vector<at::Tensor> mine;
+    // As backward leaves them: times the strategy's backward scale (1/w when it prescales).
+    const double seed = t->state().averaging->backward_scale();
     for (auto& p : t->model().parameters()) {
-      p.mutable_grad() = at::randn(p.sizes(), gen) * std::pow(10.0, (r % 3) - 1);
-      mine.push_back(p.grad().to(at::kDouble));
+      const at::Tensor g = at::randn(p.sizes(), gen) * std::pow(10.0, (r % 3) - 1);
+      mine.push_back(g.to(at::kDouble));
+      p.mutable_grad() = g * seed;
     }
     int64_t numel = 0;
     for (auto& p : t->model().parameters()) numel += p.numel();
