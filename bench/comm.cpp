@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
     on.push_back(a.seconds_per_step), off.push_back(b.seconds_per_step);
     comm_s.push_back(a.comm_per_step), wait_s.push_back(a.wait_per_step);
   }
-  if (comm->rank() == 0) {
+  if (comm->rank() == 0 && rounds > 0) {  // --rounds 0: bandwidth only
     const double c = oodt::bench::median(comm_s), w = oodt::bench::median(wait_s);
     std::printf("== overlap: %s, batch %lld per rank, %d steps x %d rounds ==\n", model.c_str(),
                 static_cast<long long>(batch), steps, rounds);

@@ -38,31 +38,42 @@ std::string CollectiveContext::current() {
 }
 
 Communicator::InFlight Communicator::record(const char* what, const at::Tensor& t) {
-  ++sequence_;
-  std::string entry = concat("#", sequence_, " ", what);
+  Entry e;
+  e.sequence = ++sequence_;
+  e.what = what;
   if (t.defined()) {
     bytes_ += static_cast<uint64_t>(t.numel()) * t.element_size();
-    entry += concat(" ", t.sizes(), " ", t.dtype());
+    e.has_tensor = true;
+    e.sizes = t.sizes().vec();
+    e.dtype = t.scalar_type();
   }
-  const std::string ctx = CollectiveContext::current();
-  if (!ctx.empty()) entry += " (" + ctx + ")";
+  e.context = CollectiveContext::current();
   {
     std::lock_guard<std::mutex> lock(ledger_mu_);
-    ledger_.push_back(std::move(entry));
+    ledger_.push_back(std::move(e));
     if (ledger_.size() > kLedger) ledger_.pop_front();
   }
   in_flight_since_ns_.store(now_ns());
   return InFlight{this};
 }
 
+std::string Communicator::format(const Entry& e) {
+  std::string s = concat("#", e.sequence, " ", e.what);
+  if (e.has_tensor) s += concat(" ", at::IntArrayRef(e.sizes), " ", c10::scalarTypeToTypeMeta(e.dtype));
+  if (!e.context.empty()) s += " (" + e.context + ")";
+  return s;
+}
+
 std::string Communicator::last_collective() const {
   std::lock_guard<std::mutex> lock(ledger_mu_);
-  return ledger_.empty() ? std::string("none") : ledger_.back();
+  return ledger_.empty() ? std::string("none") : format(ledger_.back());
 }
 
 std::vector<std::string> Communicator::ledger() const {
   std::lock_guard<std::mutex> lock(ledger_mu_);
-  return {ledger_.begin(), ledger_.end()};
+  std::vector<std::string> out;
+  for (const Entry& e : ledger_) out.push_back(format(e));
+  return out;
 }
 
 double Communicator::in_flight_seconds() const {

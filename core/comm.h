@@ -90,8 +90,19 @@ class Communicator {
   static constexpr size_t kLedger = 16;
   uint64_t sequence_ = 0;
   uint64_t bytes_ = 0;
+  // Kept raw and formatted only when read: a collective on the hot path pays for copying a few
+  // numbers and its context, not for printing them.
+  struct Entry {
+    uint64_t sequence = 0;
+    const char* what = "";
+    bool has_tensor = false;
+    std::vector<int64_t> sizes;
+    at::ScalarType dtype = at::kFloat;
+    std::string context;
+  };
+  static std::string format(const Entry& e);
   mutable std::mutex ledger_mu_;  // the watchdog thread reads the ledger
-  std::deque<std::string> ledger_;
+  std::deque<Entry> ledger_;
   std::atomic<int64_t> in_flight_since_ns_{0};
 };
 
