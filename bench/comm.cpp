@@ -96,7 +96,7 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
   o.eval_every = 0;
   o.checkpoint_every = 0;
   o.verbose = false;
-  o.overlap = overlap;
+  o.overlap = overlap ? TrainerOptions::Overlap::On : TrainerOptions::Overlap::Off;
   o.optim.name = "sgd";
   o.optim.momentum = 0.9;
   at::manual_seed(0);

@@ -59,7 +59,10 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     ConfigReader dist = root.child("dist");
     o.bucket_mb = dist.get("bucket_mb", o.bucket_mb);
     o.in_place_mb = dist.get("in_place_mb", o.in_place_mb);
-    o.overlap = dist.get("overlap", o.overlap);
+    const std::string overlap = dist.one_of("overlap", std::string("auto"), {"auto", "true", "false"});
+    o.overlap = overlap == "auto"   ? TrainerOptions::Overlap::Auto
+                : overlap == "true" ? TrainerOptions::Overlap::On
+                                    : TrainerOptions::Overlap::Off;
     o.timeout_s = dist.get("timeout_s", o.timeout_s);
     dist.check(o.timeout_s >= 0, "timeout_s", "must be >= 0 (0: no watchdog)");
     o.compress = dist.one_of("compress", o.compress, {"none", "fp16", "bf16"});
@@ -103,7 +106,10 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
                                                  " (hooks after_backward, which needs the whole step's gradient); use 1"));
   GradientSyncOptions sync;
   sync.bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
-  sync.overlap = options_.overlap && after_backward.empty();
+  const bool overlap = options_.overlap == TrainerOptions::Overlap::On ||
+                       (options_.overlap == TrainerOptions::Overlap::Auto &&
+                        (device.is_cuda() || comm_.local_size() < comm_.world_size()));
+  sync.overlap = overlap && after_backward.empty();
   sync.prescale = after_backward.empty();
   sync.in_place_bytes = static_cast<int64_t>(options_.in_place_mb * 1024 * 1024);
   sync.compression = options_.compress == "fp16"   ? GradCompression::Fp16

@@ -40,7 +40,11 @@ struct TrainerOptions {
   double bucket_mb = 25.0;         // gradient all-reduce bucket size
   double in_place_mb = 0.25;       // gradients at least this large are reduced without a bucket
   double timeout_s = 60;           // watchdog: a collective waiting longer ends the job (0: off)
-  bool overlap = true;             // all-reduce buckets during backward (communication thread)
+  // All-reduce buckets during backward. auto: with CUDA tensors or ranks on several nodes; not
+  // for CPU tensors on one node, where shared-memory MPI moves the bytes with the cores that
+  // compute, so there is nothing to overlap with (measured: docs/performance.md).
+  enum class Overlap { Auto, On, Off };
+  Overlap overlap = Overlap::Auto;
   std::string compress = "none";   // gradients in transit: none | fp16 | bf16
   bool verbose = true;             // progress and evaluation lines on rank 0 (not a config key)
   OptimOptions optim;

@@ -143,17 +143,21 @@ TEST(OverlappedAllReduce, SameBitsAsAllReduceAfterBackward) {
   // BN, dropout and several buckets: reducing buckets while backward runs, in the order
   // gradients arrive, changes nothing in the result.
   const std::string model = "{name: cnn, channels: [4, 8], dropout: 0.2}";
-  auto over = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) { o.bucket_mb = 0.0005; });
+  auto over = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
+    o.bucket_mb = 0.0005;
+    o.overlap = TrainerOptions::Overlap::On;
+  });
   over->fit();
   auto after = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
     o.bucket_mb = 0.0005;
-    o.overlap = false;
+    o.overlap = TrainerOptions::Overlap::Off;
   });
   after->fit();
   // Gradients of 128 bytes and more reduced where they lie, each in a collective of its own.
   auto in_place = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
     o.bucket_mb = 0.0005;
     o.in_place_mb = 128.0 / (1 << 20);
+    o.overlap = TrainerOptions::Overlap::On;
   });
   in_place->fit();
   if (g_comm->world_size() > 1) {
@@ -178,7 +182,7 @@ TEST(OverlappedAllReduce, AveragedGradientsAreViewsOfTheBuckets) {
   const int w = g_comm->world_size(), r = g_comm->rank();
   auto t = make_trainer("{name: mlp, hidden: [64]}", *g_comm, 8, 1, [](TrainerOptions& o) {
     o.in_place_mb = 4096.0 / (1 << 20);  // the input layer's weight (64 x inputs) goes in place
-    o.overlap = false;
+    o.overlap = TrainerOptions::Overlap::Off;
   });
   t->setup();
   const double seed = t->state().averaging->backward_scale();
@@ -204,7 +208,10 @@ TEST(OverlappedAllReduce, AveragedGradientsAreViewsOfTheBuckets) {
 
 TEST(OverlappedAllReduce, BucketOrderFollowsTheHooksAndIsCheckpointed) {
   if (g_comm->world_size() == 1) GTEST_SKIP() << "no communication on one rank";
-  auto t = make_trainer("{name: mlp, hidden: [16, 8]}", *g_comm, 8, 2, [](TrainerOptions& o) { o.bucket_mb = 0.0002; });
+  auto t = make_trainer("{name: mlp, hidden: [16, 8]}", *g_comm, 8, 2, [](TrainerOptions& o) {
+    o.bucket_mb = 0.0002;
+    o.overlap = TrainerOptions::Overlap::On;
+  });
   t->fit();
   TensorMap saved;
   t->state().averaging->save(saved);
@@ -235,7 +242,7 @@ TEST(CompressedAllReduce, Fp16AndBf16ErrorsAreMeasuredAndBounded) {
     c.bound = 2 * w * c.unit;
     auto t = make_trainer("{name: mlp, hidden: [32]}", *g_comm, 8, 1, [&](TrainerOptions& o) {
       o.compress = c.name;
-      o.overlap = false;
+      o.overlap = TrainerOptions::Overlap::Off;
     });
     t->setup();
     at::Generator gen = at::detail::createCPUGenerator(100 + r);
