@@ -52,7 +52,7 @@ void bandwidth(const std::string& name, int reps, double in_place_mb, Communicat
   }
   const auto params = model->parameters();
   auto fresh_gradients = [&] {
-    for (size_t i = 0; i < params.size(); ++i) const_cast<at::Tensor&>(params[i]).mutable_grad() = grads[i];
+    for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grads[i];
   };
   State s;
   s.model = model.get();

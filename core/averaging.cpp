@@ -216,7 +216,6 @@ void GradientAllReduce::setup(State& state) {
   comm_ = state.comm;
   broadcast_module(*state.model, *comm_, options_.bucket_bytes);
   if (comm_->world_size() == 1) return;
-  grad_scale_ = options_.prescale ? 1.0 : 1.0 / comm_->world_size();
   params_.clear();
   const auto all = state.model->parameters();
   for (auto it = all.rbegin(); it != all.rend(); ++it)
@@ -342,17 +341,19 @@ void GradientAllReduce::fill(size_t i) {
   at::NoGradGuard no_grad;
   Bucket& b = buckets_[bucket_of_[i]];
   at::Tensor& p = params_[i];
+  // What backward did not divide by yet.
+  const double scale = backward_scale() == 1.0 ? 1.0 / comm_->world_size() : 1.0;
   if (b.in_place) {
     if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p, at::MemoryFormat::Contiguous);
     else if (!p.grad().is_contiguous()) p.mutable_grad() = p.grad().contiguous();
-    if (grad_scale_ != 1.0) p.mutable_grad().mul_(grad_scale_);
+    if (scale != 1.0) p.mutable_grad().mul_(scale);
     b.buffer = p.grad().view({-1});
   } else {
     at::Tensor& slot = b.slots[slot_of_[i]];
     const at::Tensor& g = p.grad();
     if (!g.defined()) slot.zero_();
-    else if (g.data_ptr() != slot.data_ptr()) copy_scaled(slot, g, grad_scale_);
-    else if (grad_scale_ != 1.0) slot.mul_(grad_scale_);  // last step's view, not cleared: in place
+    else if (g.data_ptr() != slot.data_ptr()) copy_scaled(slot, g, scale);
+    else if (scale != 1.0) slot.mul_(scale);  // last step's view, not cleared: in place
   }
   filled_[i] = 1;
   --b.pending;

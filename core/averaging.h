@@ -169,7 +169,6 @@ class GradientAllReduce final : public AveragingStrategy {
   GradientSyncOptions options_;
   Communicator* comm_ = nullptr;
   std::vector<at::Tensor> params_;  // requires_grad, reverse registration order
-  double grad_scale_ = 1.0;          // what fill() multiplies gradients by
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;  // kept alive with our hooks
   std::vector<uintptr_t> hook_keys_;
   std::vector<Bucket> buckets_;
