@@ -28,8 +28,6 @@ class MemoryData final : public DataSource {
   }
   int64_t epoch_of(int64_t) const override { return 0; }
   int64_t steps_per_epoch() const override { return 1 << 30; }
-  void reshard(uint64_t, int, int) override {}
-  void share_evaluation(int, int) override {}
   std::vector<EvalSplit> eval_splits() const override { return {}; }
   void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>&) override {}
 

@@ -54,22 +54,19 @@ void bandwidth(const std::string& name, int reps, double in_place_mb, Communicat
   auto fresh_gradients = [&] {
     for (size_t i = 0; i < params.size(); ++i) params[i].mutable_grad() = grads[i];
   };
-  State s;
-  s.model = model.get();
-  s.comm = &comm;
   GradientSyncOptions o;
   o.overlap = false;
-  o.in_place_bytes = static_cast<int64_t>(in_place_mb * 1024 * 1024);
-  GradientAllReduce sync(o);
+  o.limits.in_place_bytes = static_cast<int64_t>(in_place_mb * 1024 * 1024);
+  GradientSync sync(o, make_bucket_hook(GradCompression::None));
   fresh_gradients();
-  sync.setup(s);
+  sync.setup(*model, comm);
   at::Tensor flat = at::randn({numel});
   std::vector<double> ours, bare;
   for (int r = 0; r < reps + 1; ++r) {  // the first of each is a warm-up
     fresh_gradients();
     comm.barrier();
     auto t0 = Clock::now();
-    sync.average(s);
+    sync.finish();
     if (r) ours.push_back(since(t0));
     comm.barrier();
     t0 = Clock::now();
@@ -96,7 +93,7 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
   o.eval_every = 0;
   o.checkpoint_every = 0;
   o.verbose = false;
-  o.overlap = overlap ? TrainerOptions::Overlap::On : TrainerOptions::Overlap::Off;
+  o.dist.overlap = overlap ? DistOptions::Overlap::On : DistOptions::Overlap::Off;
   o.optim.name = "sgd";
   o.optim.momentum = 0.9;
   at::manual_seed(0);
@@ -107,7 +104,7 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
   t.prepare_run_dir();
   t.setup();
   t.fit(2);  // warm-up; the first step also re-plans the buckets in the observed order
-  auto* sync = dynamic_cast<GradientAllReduce*>(t.state().averaging);
+  GradientSync* sync = &dynamic_cast<GradientAllReduce*>(t.state().averaging)->sync();
   sync->take_stats();
   comm.barrier();
   const auto t0 = Clock::now();
@@ -126,7 +123,7 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
 int main(int argc, char** argv) {
   std::string model = "resnet18";
   int reps = 15, steps = 6, rounds = 3;
-  double in_place_mb = oodt::TrainerOptions{}.in_place_mb;
+  double in_place_mb = oodt::DistOptions{}.in_place_mb;
   int64_t batch = 32;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];

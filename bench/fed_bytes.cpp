@@ -17,7 +17,7 @@ namespace oodt {
 namespace {
 
 // A fixed pool of random 28x28 images (no I/O), dealt as the trainer's shards or to clients.
-class PoolData final : public DataSource {
+class PoolData final : public DataSource, public PooledSource {
  public:
   PoolData(int64_t n, int64_t batch, int rank, int world) : batch_(batch), rank_(rank), world_(world) {
     at::Generator g = at::detail::createCPUGenerator(7);
@@ -36,8 +36,6 @@ class PoolData final : public DataSource {
   }
   int64_t epoch_of(int64_t) const override { return 0; }
   int64_t steps_per_epoch() const override { return 1 << 30; }
-  void reshard(uint64_t, int rank, int world) override { rank_ = rank, world_ = world; }
-  void share_evaluation(int, int) override {}
   const TrainPool& train_pool() override { return pool_; }
   Batch read_pool(const std::vector<int64_t>& positions) override {
     const at::Tensor idx = at::tensor(positions, at::kLong);
@@ -49,6 +47,11 @@ class PoolData final : public DataSource {
   }
   std::vector<EvalSplit> eval_splits() const override { return {}; }
   void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>&) override {}
+
+ protected:
+  void* find_interface(const std::type_info& t) override {
+    return t == typeid(PooledSource) ? static_cast<PooledSource*>(this) : nullptr;
+  }
 
  private:
   at::Tensor x_, y_;
@@ -62,8 +65,9 @@ class PoolData final : public DataSource {
 // in after_optimizer_step, after a round's all-reduce.
 class ByteProbe final : public Algorithm {
  public:
-  PhaseSet hooks() const override { return phases({Phase::AfterOptimizerStep}); }
-  void run(Phase, State& state) override { bytes.push_back(state.comm->bytes()); }
+  void hooks(HookTable& table) override {
+    table.on(Phase::AfterOptimizerStep, [this](State& state) { bytes.push_back(state.comm->bytes()); });
+  }
   std::vector<uint64_t> bytes;
 };
 

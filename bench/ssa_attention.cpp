@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "algorithms/ssa/ssa.h"
 #include "core/models/attention.h"
 
 namespace {
@@ -41,9 +42,14 @@ int run_one(int64_t n, int64_t ratio, int64_t dim, int64_t heads, int reps, bool
   mallopt(M_TRIM_THRESHOLD, 256 * 1024);
   at::set_num_threads(1);
   at::manual_seed(0);
-  oodt::Attention attn(dim, heads, /*causal=*/false);
-  attn->ssa.train = ratio > 1;
-  attn->ssa.ratio = ratio;
+  auto attn = std::make_shared<oodt::AttentionImpl>(dim, heads, /*causal=*/false);
+  oodt::SsaSampling sampling;
+  sampling.ratio = ratio;
+  if (ratio > 1) {  // the layer with SSA's kernel, as the plugin's module surgery leaves it
+    oodt::replace_layers<oodt::AttentionKernelImpl>(*attn, [&](oodt::AttentionKernelImpl& k, const std::string&) {
+      return std::make_shared<oodt::SubsampledKernelImpl>(k.causal, sampling);
+    });
+  }
   const at::Tensor x = at::randn({1, n, dim}).set_requires_grad(true);
   const int64_t hd = dim / heads;
   const at::Tensor q = at::randn({1, heads, n, hd}).set_requires_grad(true);
@@ -52,7 +58,7 @@ int run_one(int64_t n, int64_t ratio, int64_t dim, int64_t heads, int reps, bool
   auto step = [&] {
     if (layer) return attn->forward(x).sum();
     if (ratio == 1) return oodt::dense_attention(q, k, v, at::Tensor(), false).sum();
-    return oodt::subsampled_attention(q, k, v, oodt::sample_keep_sets(n, attn->ssa, false), false).sum();
+    return oodt::subsampled_attention(q, k, v, oodt::sample_keep_sets(n, sampling, false), false).sum();
   };
   {
     // One-time costs (autograd engine start-up, thread-local buffers) before the baseline.

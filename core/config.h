@@ -11,6 +11,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -69,6 +71,20 @@ class ConfigReader {
   void check(bool ok, const std::string& key, const std::string& message) const;
   std::string one_of(const std::string& key, const std::string& fallback,
                      const std::vector<std::string>& choices);
+  // The same for an enum: `choices` names every value; the fallback's name is written back.
+  template <typename E, typename = std::enable_if_t<std::is_enum_v<E>>>
+  E one_of(const std::string& key, E fallback, const std::vector<std::pair<std::string, E>>& choices) {
+    std::vector<std::string> names;
+    std::string fallback_name;
+    for (const auto& [name, value] : choices) {
+      names.push_back(name);
+      if (value == fallback && fallback_name.empty()) fallback_name = name;
+    }
+    const std::string chosen = one_of(key, fallback_name, names);
+    for (const auto& [name, value] : choices)
+      if (name == chosen) return value;
+    return fallback;
+  }
 
   // Fails on any key that was never read, suggesting the nearest known key.
   void finish() const;

@@ -2,9 +2,9 @@
 
 #include <map>
 
-#include "core/averaging.h"
 #include "core/comm.h"
 #include "core/error.h"
+#include "core/models/model.h"
 
 namespace oodt {
 
@@ -44,67 +44,113 @@ const char* phase_name(Phase p) {
   return "?";
 }
 
+const char* claim_name(Claim c) {
+  switch (c) {
+    case Claim::Averaging: return "averaging";
+    case Claim::Batches: return "batches";
+    case Claim::Prediction: return "prediction";
+    case Claim::GradientCompression: return "gradient_compression";
+    case Claim::LearningRate: return "learning_rate";
+    case Claim::SecondPass: return "second_pass";
+    case Claim::BatchNormStatistics: return "batch_norm_statistics";
+    case Claim::Attention: return "attention";
+    case Claim::Quantization: return "quantization";
+    case Claim::HeadSamples: return "head_samples";
+  }
+  return "?";
+}
+
+HookTable& HookTable::on(Phase phase, Handler fn) {
+  OODT_CHECK(fn != nullptr, "a hook for ", phase_name(phase), " without a handler");
+  Handler& slot = handlers_[static_cast<size_t>(phase)];
+  OODT_CHECK(slot == nullptr, "two hooks for ", phase_name(phase), " in one plugin");
+  slot = std::move(fn);
+  return *this;
+}
+
+std::vector<Claim> all_claims(const Algorithm& algo) {
+  std::vector<Claim> claims = algo.claims();
+  if (dynamic_cast<const AveragingOwner*>(&algo)) claims.push_back(Claim::Averaging);
+  if (dynamic_cast<const BatchDealer*>(&algo)) claims.push_back(Claim::Batches);
+  if (dynamic_cast<const EvaluationPredictor*>(&algo)) claims.push_back(Claim::Prediction);
+  if (dynamic_cast<const BucketHookProvider*>(&algo)) claims.push_back(Claim::GradientCompression);
+  return claims;
+}
+
 Engine::Engine(std::vector<std::unique_ptr<Algorithm>> algorithms) : algorithms_(std::move(algorithms)) {
-  std::map<std::string, std::string> owner;  // claim -> plugin
-  for (const auto& a : algorithms_) {
-    std::vector<std::string> claims = a->claims();
-    if (a->owns_averaging()) claims.push_back("averaging");
-    if (a->provides_batches()) claims.push_back("batches");
-    for (const auto& claim : claims) {
-      auto [it, fresh] = owner.emplace(claim, a->name());
-      if (!fresh)
-        throw ConfigError("algorithms", concat("'", it->second, "' and '", a->name(), "' both claim ", claim,
-                                            "; at most one plugin may own it"));
+  std::map<Claim, std::string> owner;
+  std::vector<HookTable> tables(algorithms_.size());
+  for (size_t i = 0; i < algorithms_.size(); ++i) {
+    Algorithm& a = *algorithms_[i];
+    for (Claim claim : all_claims(a)) {
+      auto [it, fresh] = owner.emplace(claim, a.name());
+      if (!fresh && it->second != a.name())
+        throw ConfigError("algorithms", concat("'", it->second, "' and '", a.name(), "' both claim ", claim_name(claim),
+                                               "; at most one plugin may own it"));
     }
+    a.hooks(tables[i]);
+    const bool rewrites = tables[i].hooks(Phase::AfterBackward) || tables[i].hooks(Phase::BeforeAveraging);
+    if (rewrites != a.capabilities().rewrites_gradients_after_backward)
+      throw Error(concat("plugin '", a.name(), "' ", rewrites ? "hooks after_backward or before_averaging but does not"
+                                                              : "says it rewrites gradients after backward but does not",
+                         rewrites ? " declare Capabilities::rewrites_gradients_after_backward"
+                                  : " hook after_backward or before_averaging"));
+  }
+  for (int p = 0; p < kNumPhases; ++p) {
+    const Phase phase = static_cast<Phase>(p);
+    auto add = [&](size_t i) {
+      if (tables[i].hooks(phase)) dispatch_[p].emplace_back(algorithms_[i].get(), tables[i].at(phase));
+    };
+    if (is_after_phase(phase)) {
+      for (size_t i = algorithms_.size(); i-- > 0;) add(i);
+    } else {
+      for (size_t i = 0; i < algorithms_.size(); ++i) add(i);
+    }
+  }
+}
+
+void Engine::prepare_model(State& state) {
+  auto modules = [&] {
+    std::vector<const torch::nn::Module*> out;
+    for (const auto& m : state.model->modules(/*include_self=*/true)) out.push_back(m.get());
+    return out;
+  };
+  for (auto& a : algorithms_) {
+    CollectiveContext ctx(concat("prepare_model ", a->name()));
+    const auto before = modules();
+    a->prepare_model(state);
+    if (!a->capabilities().swaps_layers && modules() != before)
+      throw Error(concat("plugin '", a->name(), "' changed the model's layers without declaring ",
+                         "Capabilities::swaps_layers"));
   }
 }
 
 void Engine::run(Phase phase, State& state) {
-  const int idx = static_cast<int>(phase);
-  auto call = [&](Algorithm& a) {
-    if (a.hooks().test(idx) && a.active(state)) {
-      CollectiveContext ctx(concat(phase_name(phase), " ", a.name()));
-      a.run(phase, state);
-    }
-  };
-  if (is_after_phase(phase)) {
-    for (auto it = algorithms_.rbegin(); it != algorithms_.rend(); ++it) call(**it);
-  } else {
-    for (auto& a : algorithms_) call(*a);
+  for (auto& [algo, handler] : dispatch_[static_cast<size_t>(phase)]) {
+    if (!algo->active(state)) continue;
+    CollectiveContext ctx(concat(phase_name(phase), " ", algo->name()));
+    handler(state);
   }
 }
 
-Algorithm* Engine::batch_provider() const {
+std::string Engine::gradient_rewriters() const {
+  std::string names;
   for (const auto& a : algorithms_)
-    if (a->provides_batches()) return a.get();  // at most one: a claim
-  return nullptr;
-}
-
-std::unique_ptr<AveragingStrategy> Engine::take_averaging(std::unique_ptr<AveragingStrategy> fallback) {
-  for (auto& a : algorithms_) {
-    if (a->owns_averaging()) {  // the constructor guarantees at most one owner
-      auto s = a->make_averaging();
-      OODT_CHECK(s != nullptr, "plugin '", a->name(), "' owns averaging but made no strategy");
-      return s;
-    }
-  }
-  return fallback;
+    if (a->capabilities().rewrites_gradients_after_backward) names += (names.empty() ? "" : ", ") + a->name();
+  return names;
 }
 
 std::string Engine::describe_order() const {
   std::string out;
   for (int p = 0; p < kNumPhases; ++p) {
-    const Phase phase = static_cast<Phase>(p);
     std::string names;
-    auto add = [&](const Algorithm& a) {
-      if (a.hooks().test(p)) names += (names.empty() ? "" : ", ") + a.name();
-    };
-    if (is_after_phase(phase)) {
-      for (auto it = algorithms_.rbegin(); it != algorithms_.rend(); ++it) add(**it);
-    } else {
-      for (const auto& a : algorithms_) add(*a);
-    }
-    if (!names.empty()) out += concat(phase_name(phase), ": ", names, "\n");
+    for (const auto& [algo, handler] : dispatch_[static_cast<size_t>(p)]) names += (names.empty() ? "" : ", ") + algo->name();
+    if (!names.empty()) out += concat(phase_name(static_cast<Phase>(p)), ": ", names, "\n");
+  }
+  for (const auto& a : algorithms_) {
+    std::string claims;
+    for (Claim c : all_claims(*a)) claims += (claims.empty() ? "" : ", ") + std::string(claim_name(c));
+    if (!claims.empty()) out += concat("claims of ", a->name(), ": ", claims, "\n");
   }
   return out;
 }

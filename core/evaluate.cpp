@@ -83,7 +83,7 @@ double expected_calibration_error(const at::Tensor& logits, const at::Tensor& la
 }
 
 std::vector<SplitMetrics> evaluate(Model& model, DataSource& data, Communicator& comm, int64_t batch_size,
-                                   const at::Device& device) {
+                                   const at::Device& device, const Predictor& predict) {
   at::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -92,7 +92,8 @@ std::vector<SplitMetrics> evaluate(Model& model, DataSource& data, Communicator&
   for (size_t i = 0; i < splits.size(); ++i) {
     MetricSums sums;
     data.for_each_eval_batch(splits[i], batch_size, [&](const Batch& b) {
-      sums.add(model.forward(b.inputs.to(device)), b.labels);
+      const at::Tensor x = b.inputs.to(device);
+      sums.add(predict ? predict(model, x) : model.forward(x), b.labels);
     });
     sums.to(packed[static_cast<int64_t>(i)].data_ptr<double>());
   }

@@ -2,6 +2,7 @@
 // Evaluation: accuracy, mean loss and expected calibration error per split, each rank
 // evaluating its share and one all-reduce combining them.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,12 @@ struct EvalSummary {
 };
 EvalSummary summarize(const std::vector<SplitMetrics>& metrics, const std::vector<DomainInfo>& domains);
 
+// What an evaluation scores for a batch of inputs: model(x) (in eval mode) unless a plugin
+// predicts otherwise (core/algorithm.h, EvaluationPredictor).
+using Predictor = std::function<at::Tensor(Model&, const at::Tensor&)>;
+
+// Every split of `data`, this rank's share of it, combined over `comm` (one all-reduce).
 std::vector<SplitMetrics> evaluate(Model& model, DataSource& data, Communicator& comm, int64_t batch_size,
-                                   const at::Device& device);
+                                   const at::Device& device, const Predictor& predict = nullptr);
 
 }  // namespace oodt

@@ -2,14 +2,14 @@
 
 #include <cmath>
 
+#include "core/agreement.h"
 #include "core/comm.h"
 #include "core/models/model.h"
 
 namespace oodt {
 
-NonFiniteGuard::NonFiniteGuard(std::string policy) : policy_(std::move(policy)) {
-  OODT_CHECK(policy_ == "abort" || policy_ == "skip", "non-finite policy: ", policy_);
-}
+NonFiniteCheck::NonFiniteCheck(NonFinitePolicy policy, StepAgreement& agreement)
+    : policy_(policy), agreement_(agreement), flag_(agreement.add("non_finite")) {}
 
 namespace {
 // Whether a CPU float32 contiguous tensor holds a NaN or Inf: one pass over the bits (an
@@ -51,32 +51,28 @@ std::string first_non_finite(const State& s, double loss) {
   return "";
 }
 
-bool NonFiniteGuard::allows_update(const State& s, double loss, int* stop_signal) {
-  Communicator& comm = *s.comm;
-  const std::string mine = first_non_finite(s, loss);
-  const int w = comm.world_size();
-  CollectiveContext ctx(stop_signal ? "non-finite and stop-signal check" : "non-finite check");
-  // Max of (world size - rank) over the ranks that found something: the lowest such rank.
-  at::Tensor agreed = at::tensor({mine.empty() ? 0.0 : static_cast<double>(w - comm.rank()),
-                                  stop_signal ? static_cast<double>(*stop_signal) : 0.0},
-                                 at::kDouble);
-  if (w > 1) comm.all_reduce(agreed, ReduceOp::Max);
-  const auto* v = agreed.data_ptr<double>();
-  if (stop_signal) *stop_signal = static_cast<int>(v[1]);
-  const int first = v[0] > 0 ? w - static_cast<int>(v[0]) : w;
-  if (first == w) return true;
-  if (policy_ == "skip") {
+void NonFiniteCheck::check(const State& s, double loss) {
+  mine_ = first_non_finite(s, loss);
+  // world - rank: the agreed maximum names the lowest rank that found something.
+  if (!mine_.empty()) agreement_.raise(flag_, static_cast<double>(s.comm->world_size() - s.comm->rank()));
+}
+
+bool NonFiniteCheck::allows_update(const State& s) {
+  if (!agreement_.raised(flag_)) return true;
+  if (policy_ == NonFinitePolicy::Skip) {
     ++skipped_;
     return false;
   }
-  if (!mine.empty())
-    throw NumericalError(concat("step ", s.step, ": ", mine, " on rank ", comm.rank(),
+  const int w = s.comm->world_size();
+  const int first = w - static_cast<int>(agreement_.value(flag_));
+  if (!mine_.empty())
+    throw NumericalError(concat("step ", s.step, ": ", mine_, " on rank ", s.comm->rank(),
                                 " (train.nonfinite: abort; `skip` drops such steps instead)"));
   throw NumericalError(concat("step ", s.step, ": rank ", first, " found a non-finite loss or gradient (its own "
                               "message names it); stopping every rank (train.nonfinite: abort)"));
 }
 
-int64_t NonFiniteGuard::take_skipped() {
+int64_t NonFiniteCheck::take_skipped() {
   const int64_t n = skipped_;
   skipped_ = 0;
   return n;

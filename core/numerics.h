@@ -1,7 +1,8 @@
 #pragma once
-// Non-finite losses and gradients (train.nonfinite). Checked every step after averaging, so
-// every gradient seen is the one the optimizer would apply; agreed by all ranks with one
-// small all-reduce (the lowest rank that found one), then:
+// Non-finite losses and gradients (train.nonfinite). Each rank checks its own loss and its
+// gradients after averaging (so every gradient seen is the one the optimizer would apply) and
+// raises a flag in the step agreement (core/agreement.h); once the ranks agree (the lowest
+// rank that found one):
 //   abort: the run stops with the step, the rank and what was not finite (the loss, or the
 //          first parameter, in registration order, whose gradient has a NaN or Inf);
 //   skip:  every rank drops this step's update (the data is consumed, the step counter moves
@@ -19,19 +20,28 @@ class NumericalError : public Error {
   using Error::Error;
 };
 
-class NonFiniteGuard {
+class StepAgreement;
+
+enum class NonFinitePolicy { Abort, Skip };
+
+class NonFiniteCheck {
  public:
-  explicit NonFiniteGuard(std::string policy = "abort");
-  // True when the step's update may be applied. `loss` is this rank's loss for the step.
-  // A collective. Throws NumericalError under `abort`. With `stop_signal`, the same
-  // all-reduce also agrees on stopping (one collective per step instead of two): on entry
-  // this rank's signal (0 for none), on return the highest any rank passed.
-  bool allows_update(const State& s, double loss, int* stop_signal = nullptr);
+  // Registers its flag in `agreement`, which must outlive it.
+  NonFiniteCheck(NonFinitePolicy policy, StepAgreement& agreement);
+  // Before the agreement, on this rank: checks `loss` (this rank's loss of the step) and the
+  // gradients, and raises the flag if anything is not finite.
+  void check(const State& s, double loss);
+  // After the agreement: whether the update may be applied. Throws NumericalError under
+  // `abort` when any rank found something.
+  bool allows_update(const State& s);
   // Steps skipped since the last call.
   int64_t take_skipped();
 
  private:
-  std::string policy_;
+  NonFinitePolicy policy_;
+  StepAgreement& agreement_;
+  int flag_;
+  std::string mine_;  // what this rank found at the last check
   int64_t skipped_ = 0;
 };
 

@@ -1,8 +1,6 @@
 #include "core/preempt.h"
 
 #include <csignal>
-#include <cstdio>
-#include <cstdlib>
 
 namespace oodt {
 namespace {
@@ -10,16 +8,6 @@ namespace {
 volatile std::sig_atomic_t g_signal = 0;
 
 extern "C" void on_stop_signal(int sig) { g_signal = sig; }
-
-struct Injection {
-  int rank = -1;
-  long long step = -1;
-  int signal = 0;
-  Injection() {
-    if (const char* spec = std::getenv("OODT_INJECT_SIGNAL"))
-      if (std::sscanf(spec, "%d:%lld:%d", &rank, &step, &signal) != 3) rank = -1;
-  }
-};
 
 }  // namespace
 
@@ -33,10 +21,5 @@ void install_stop_signals() {
 }
 
 int stop_signal() { return g_signal; }
-
-void maybe_inject_signal(int rank, long long step) {
-  static const Injection injection;
-  if (injection.rank == rank && injection.step == step) std::raise(injection.signal);
-}
 
 }  // namespace oodt

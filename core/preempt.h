@@ -2,7 +2,8 @@
 // Stopping on request: SIGUSR1 or SIGTERM (what Slurm sends ahead of a time limit or a
 // preemption) sets a flag; the trainer checks it at every step boundary with one all-reduce,
 // so every rank stops after the same step, writes a checkpoint and exits with
-// kExitRequeue. A later `train --resume` continues bit-identically.
+// kExitRequeue. A later `train --resume` continues bit-identically. (Tests raise the signal at a
+// chosen step through the trainer's stop source; see launch/train.cpp.)
 namespace oodt {
 
 // The exit code of a run stopped by a signal with its checkpoint written: "not done, requeue
@@ -13,9 +14,5 @@ constexpr int kExitRequeue = 75;
 void install_stop_signals();
 // The signal received so far on this process, or 0.
 int stop_signal();
-// Testing aid, read once from the environment: OODT_INJECT_SIGNAL=<rank>:<step>:<signal>
-// makes that rank raise the signal itself during step <step> (counted from 1), before the
-// ranks agree on stopping, so every rank stops after that step.
-void maybe_inject_signal(int rank, long long step);
 
 }  // namespace oodt

@@ -27,7 +27,7 @@ std::vector<std::unique_ptr<Algorithm>> Registry::build(YAML::Node list,
   std::vector<std::unique_ptr<Algorithm>> out;
   if (!list.IsDefined() || list.IsNull()) return out;
   if (!list.IsSequence())
-    throw ConfigError("algorithms", "expected a list, e.g. `algorithms: [label_smoothing, {mixup: {alpha: 0.4}}]`");
+    throw ConfigError("algorithms", "expected a list of names or `name: {options}` maps (`oodtrain list-algorithms` lists the names)");
   std::set<std::string> seen;
   for (size_t i = 0; i < list.size(); ++i) {
     YAML::Node entry = list[i];

@@ -22,6 +22,14 @@ struct AlgorithmInfo {
 class Registry {
  public:
   void add(AlgorithmInfo info);
+  // A plugin class P with kName, kSummary and Options::from_config(ConfigReader&), the
+  // options read beside the plugin.
+  template <class P>
+  void add() {
+    add({P::kName, P::kSummary, [](ConfigReader& cfg) -> std::unique_ptr<Algorithm> {
+           return std::make_unique<P>(P::Options::from_config(cfg));
+         }});
+  }
   // The entry for `name`; a ConfigError at `key` naming the nearest registered name if unknown.
   const AlgorithmInfo& find(const std::string& name, const std::string& key = "algorithms") const;
   const std::vector<AlgorithmInfo>& entries() const { return entries_; }

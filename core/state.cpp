@@ -1,6 +1,5 @@
 #include "core/state.h"
 
-#include "core/data_source.h"
 #include "core/error.h"
 
 namespace oodt {
@@ -27,20 +26,17 @@ Batch Batch::slice(int64_t start, int64_t count) const {
 
 at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch) {
   const at::Tensor logp = at::log_softmax(logits, 1);
+  const int64_t n = batch.soft_targets.defined() ? batch.soft_targets.size(0) : batch.labels.size(0);
+  OODT_CHECK(n > 0 && logits.dim() == 2 && logits.size(0) % n == 0, "logits ", logits.sizes(), " do not match ", n,
+             " targets (expected N or a multiple M*N of rows)");
+  const int64_t m = logits.size(0) / n;
   if (batch.soft_targets.defined()) {
-    OODT_CHECK(batch.soft_targets.sizes() == logits.sizes(), "soft targets ", batch.soft_targets.sizes(),
+    OODT_CHECK(batch.soft_targets.size(1) == logits.size(1), "soft targets ", batch.soft_targets.sizes(),
                " do not match logits ", logits.sizes());
-    return -(batch.soft_targets * logp).sum(1).mean();
+    const at::Tensor t = m == 1 ? batch.soft_targets : batch.soft_targets.repeat({m, 1});
+    return -(t * logp).sum(1).mean();
   }
-  return at::nll_loss(logp, batch.labels);
-}
-
-const TrainPool& DataSource::train_pool() {
-  throw ConfigError("data", "this data source has no training pool to deal to clients");
-}
-
-Batch DataSource::read_pool(const std::vector<int64_t>&) {
-  throw ConfigError("data", "this data source has no training pool to deal to clients");
+  return at::nll_loss(logp, m == 1 ? batch.labels : batch.labels.repeat({m}));
 }
 
 }  // namespace oodt

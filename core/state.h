@@ -1,9 +1,12 @@
 #pragma once
 // The mutable state of a run that the trainer and every plugin share.
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
+#include "core/gradient_sync.h"
 #include "core/torch_fwd.h"
 
 namespace oodt {
@@ -13,9 +16,8 @@ class Communicator;
 class DataSource;
 class Model;
 class Optimizer;
-
-// Named tensors: the unit of checkpointed state (model, optimizer, plugins).
-using TensorMap = std::map<std::string, at::Tensor>;
+class RunReporter;
+class StepAgreement;
 
 struct Batch {
   at::Tensor inputs;   // [N, C, H, W] float
@@ -31,6 +33,10 @@ struct Batch {
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 
+// What an evaluation scores for a batch of inputs: model(x) unless a plugin predicts otherwise
+// (EvaluationPredictor, core/algorithm.h).
+using Predictor = std::function<at::Tensor(Model&, const at::Tensor&)>;
+
 struct State {
   // Fixed for the run.
   Model* model = nullptr;
@@ -40,6 +46,12 @@ struct State {
   // The strategy reconciling ranks; its evaluation_comm() is the ranks holding this rank's
   // model (all ranks, unless groups train different models).
   AveragingStrategy* averaging = nullptr;
+  // The step's one collective agreement; plugins may add flags at fit start.
+  StepAgreement* agreement = nullptr;
+  // Where plugins write their files and reports (rank-aware).
+  RunReporter* reporter = nullptr;
+  // Scores evaluations (set by the trainer: model(x), or a plugin's prediction).
+  Predictor predict;
   at::Device device = at::kCPU;
   int64_t num_classes = 0;
   int64_t max_steps = 0;  // total optimizer steps of the run
@@ -51,6 +63,13 @@ struct State {
   std::string config;     // the resolved YAML, recorded in every checkpoint
   std::string init_from;  // the checkpoint the weights started from, if any
 
+  // How ranks exchange data: the `dist` section, and the gradient averaging the trainer
+  // planned from it (every strategy that averages gradients builds its engine from these:
+  // make_gradient_sync in core/averaging.h).
+  DistOptions dist;
+  GradientSyncOptions gradient_sync;
+  std::function<std::unique_ptr<BucketHook>()> bucket_hook;
+
   // Progress. `step` counts completed optimizer steps; during a step it is that step's index.
   int64_t step = 0;
   int64_t epoch = 0;
@@ -60,7 +79,7 @@ struct State {
   // before_forward to after_backward run once per micro-batch, `batch` holding that slice.
   Batch batch;
   int64_t micro_batch = 0, micro_batches = 1;
-  at::Tensor outputs;  // logits [N, num_classes]
+  at::Tensor outputs;  // logits [N, num_classes], or [M*N, num_classes] (see classification_loss)
   at::Tensor loss;     // scalar
 
   // Extra scalars plugins report; written to the metrics log at each evaluation.
@@ -68,7 +87,9 @@ struct State {
 };
 
 // Cross-entropy of logits against the batch's soft targets when present, else its labels
-// (mean over the batch).
+// (mean over all rows). A model may give M predictions per input in training (M dropout masks
+// of one head, say): logits of M*N rows for N targets, mask-major (rows m*N .. m*N+N-1 are the
+// m-th prediction of every input), each scored against its input's target.
 at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch);
 
 }  // namespace oodt

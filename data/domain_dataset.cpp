@@ -230,6 +230,12 @@ void DomainDataset::for_each_eval_batch(const EvalSplit& split, int64_t batch_si
   }
 }
 
+void* DomainDataset::find_interface(const std::type_info& t) {
+  if (t == typeid(ReshardableSource)) return static_cast<ReshardableSource*>(this);
+  if (t == typeid(PooledSource)) return static_cast<PooledSource*>(this);
+  return nullptr;
+}
+
 const TrainPool& DomainDataset::train_pool() {
   if (pool_rows_.empty()) {
     for (int64_t d : train_domains_)

@@ -48,7 +48,7 @@ std::vector<int64_t> epoch_shard(int64_t n, uint64_t seed, int64_t epoch, int ra
 // The `out` positions (sorted) of a domain with `n` samples.
 std::vector<int64_t> holdout_positions(int64_t n, double fraction, uint64_t seed);
 
-class DomainDataset final : public DataSource {
+class DomainDataset final : public DataSource, public ReshardableSource, public PooledSource {
  public:
   // Opens and validates the file; `seed` is the run seed (sample order), `rank`/`world` the
   // shard. Errors name the file and the problem.
@@ -76,6 +76,9 @@ class DomainDataset final : public DataSource {
   const std::vector<int64_t>& train_domains() const { return train_domains_; }
   // Reads rows (any order, repeats allowed) into a batch.
   Batch read(const std::vector<int64_t>& rows);
+
+ protected:
+  void* find_interface(const std::type_info& t) override;
 
  private:
   int64_t position_of(size_t d, int64_t step) const;  // samples of domain d taken before `step`

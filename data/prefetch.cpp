@@ -87,26 +87,34 @@ void PrefetchingSource::drop_pending(std::unique_lock<std::mutex>& lock) {
   filled_.wait(lock, [&] { return reading_ < 0; });
 }
 
+void* PrefetchingSource::find_interface(const std::type_info& t) {
+  // Through DataSource::as, which is public: find_interface itself is not.
+  if (t == typeid(ReshardableSource))
+    return inner_->as<ReshardableSource>() ? static_cast<ReshardableSource*>(this) : nullptr;
+  if (t == typeid(PooledSource)) return inner_->as<PooledSource>() ? static_cast<PooledSource*>(this) : nullptr;
+  return nullptr;
+}
+
 void PrefetchingSource::reshard(uint64_t seed, int rank, int world) {
   std::unique_lock<std::mutex> lock(mu_);
   drop_pending(lock);
   std::lock_guard<std::mutex> source(source_mu_);
-  inner_->reshard(seed, rank, world);
+  inner_->as<ReshardableSource>()->reshard(seed, rank, world);
 }
 
 void PrefetchingSource::share_evaluation(int rank, int world) {
   std::lock_guard<std::mutex> source(source_mu_);
-  inner_->share_evaluation(rank, world);
+  inner_->as<ReshardableSource>()->share_evaluation(rank, world);
 }
 
 const TrainPool& PrefetchingSource::train_pool() {
   std::lock_guard<std::mutex> source(source_mu_);
-  return inner_->train_pool();
+  return inner_->as<PooledSource>()->train_pool();
 }
 
 Batch PrefetchingSource::read_pool(const std::vector<int64_t>& positions) {
   std::lock_guard<std::mutex> source(source_mu_);
-  return inner_->read_pool(positions);
+  return inner_->as<PooledSource>()->read_pool(positions);
 }
 
 void PrefetchingSource::for_each_eval_batch(const EvalSplit& split, int64_t batch_size,

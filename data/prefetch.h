@@ -3,7 +3,8 @@
 // HDF5. A decorator over any DataSource: batches are pure functions of the step, so reading
 // step s + 1 while step s trains changes nothing in what the trainer sees (a step that was
 // not read ahead, e.g. the first after a resume, is read on the spot). Every call into the
-// wrapped source is serialised by one mutex; reshard() drops what was read ahead.
+// wrapped source is serialised by one mutex; reshard() drops what was read ahead. It offers
+// the optional interfaces the wrapped source offers.
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -15,7 +16,7 @@
 
 namespace oodt {
 
-class PrefetchingSource final : public DataSource {
+class PrefetchingSource final : public DataSource, public ReshardableSource, public PooledSource {
  public:
   PrefetchingSource(std::unique_ptr<DataSource> inner, int64_t depth);
   ~PrefetchingSource() override;
@@ -40,6 +41,9 @@ class PrefetchingSource final : public DataSource {
   // Batches handed over already read / read on the spot, since construction.
   int64_t hits() const { return hits_; }
   int64_t misses() const { return misses_; }
+
+ protected:
+  void* find_interface(const std::type_info& t) override;
 
  private:
   struct Slot {

@@ -15,7 +15,7 @@
 
 namespace oodt {
 
-class TextDataset final : public DataSource {
+class TextDataset final : public DataSource, public ReshardableSource {
  public:
   TextDataset(const DataOptions& options, uint64_t seed, int rank, int world);
 
@@ -37,6 +37,11 @@ class TextDataset final : public DataSource {
   // Window indices in each part.
   const std::vector<int64_t>& windows(const std::string& part) const { return part == "in" ? in_ : out_; }
   Batch read(const std::vector<int64_t>& windows) const;
+
+ protected:
+  void* find_interface(const std::type_info& t) override {
+    return t == typeid(ReshardableSource) ? static_cast<ReshardableSource*>(this) : nullptr;
+  }
 
  private:
   DataOptions options_;

@@ -17,9 +17,11 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "core/error.h"
+#include "core/report.h"
 #include "launch/cli.h"
 #include "launch/commands.h"
 
@@ -56,37 +58,34 @@ std::vector<Result> load_results(const std::vector<std::string>& dirs) {
   for (const auto& dir : runs) {
     if (!fs::exists(fs::path(dir) / "done")) continue;  // unfinished or failed
     const YAML::Node meta = YAML::LoadFile((fs::path(dir) / "sweep.yaml").string());
-    std::ifstream metrics(fs::path(dir) / "metrics.jsonl");
-    std::string line, last;
+    const std::string file = (fs::path(dir) / "metrics.jsonl").string();
+    const std::vector<nlohmann::json> rows = read_metrics(file);
+    if (rows.empty()) throw DataError(concat(file, ": no evaluation in a finished run"));
     Result r;
-    while (std::getline(metrics, line)) {
-      if (line.empty()) continue;
-      last = line;
-      const YAML::Node e = YAML::Load(line);
-      double v = 0, n = 0;
-      for (const auto& kv : e["domains"])
-        if (!kv.second["held_out"].as<bool>())
-          v += kv.second["out"]["acc"].as<double>() * kv.second["out"]["n"].as<double>(), n += kv.second["out"]["n"].as<double>();
-      if (n > 0) r.curve.emplace_back(e["step"].as<int64_t>(), v / n);
-    }
-    if (last.empty()) throw DataError(concat(dir, "/metrics.jsonl: no evaluation in a finished run"));
     r.dir = dir;
     r.grid = meta["grid"].as<std::string>("");
     r.random = meta["random"].as<std::string>("");
     r.seed = meta["seed"].as<int64_t>(0);
-    const YAML::Node e = YAML::Load(last);
-    double val = 0, nv = 0;
-    for (const auto& kv : e["domains"]) {
-      const std::string d = kv.first.as<std::string>();
-      for (const char* part : {"in", "out"}) {
-        if (!kv.second[part]) continue;  // data.eval_train_in: false leaves training domains' in out
-        Split s{kv.second[part]["acc"].as<double>(), kv.second[part]["n"].as<double>()};
-        (std::string(part) == "in" ? r.in : r.out)[d] = s;
+    // The trainer's own summary of each evaluation (core/report.h), never recomputed here.
+    auto number = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };
+    try {
+      for (const auto& row : rows) {
+        const double val = number(row.at("summary").at("val_acc"));
+        if (std::isfinite(val)) r.curve.emplace_back(row.at("step").get<int64_t>(), val);
       }
-      if (kv.second["held_out"].as<bool>()) r.held_out.insert(d);
-      else val += r.out[d].acc * r.out[d].n, nv += r.out[d].n;
+      const nlohmann::json& last = rows.back();
+      for (const auto& [d, entry] : last.at("domains").items()) {
+        for (const char* part : {"in", "out"}) {
+          if (!entry.contains(part)) continue;  // data.eval_train_in: false leaves training domains' in out
+          const Split s{number(entry.at(part).at("acc")), number(entry.at(part).at("n"))};
+          (std::string(part) == "in" ? r.in : r.out)[d] = s;
+        }
+        if (entry.at("held_out").get<bool>()) r.held_out.insert(d);
+      }
+      r.val = number(last.at("summary").at("val_acc"));
+    } catch (const nlohmann::json::exception& e) {
+      throw DataError(concat(file, ": not a metrics file of this oodtrain (", e.what(), ")"));
     }
-    r.val = nv > 0 ? val / nv : NAN;
     out.push_back(std::move(r));
   }
   return out;

@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <set>
 
+#include "algorithms/lsq/lsq.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/h5.h"
-#include "core/models/quant.h"
 #include "launch/cli.h"
 
 namespace oodt {

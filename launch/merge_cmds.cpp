@@ -7,11 +7,16 @@
 #include <fstream>
 #include <iostream>
 
+#include <nlohmann/json.hpp>
+
+#include "algorithms/lsq/lsq.h"
 #include "algorithms/soups/merge.h"
 #include "core/checkpoint.h"
 #include "core/comm.h"
 #include "core/evaluate.h"
+#include "core/gradient_sync.h"
 #include "core/models/model.h"
+#include "core/report.h"
 #include "data/domain_dataset.h"
 #include "launch/cli.h"
 
@@ -40,7 +45,7 @@ struct Scorer {
     ck_tree.merge(parse_yaml(first.config, first_path + " (stored config)"), first_path);
     ConfigReader model_cfg(ck_tree.root["model"], "model", ck_tree.origins);
     model = build_model(model_cfg, ModelShape{data->input_shape(), data->num_classes()});
-    enable_recorded_quantizers(*model, first.model);  // LSQ-trained candidates merge like others
+    restore_recorded_quantizers(*model, first.model);  // LSQ-trained candidates merge like others
   }
 
   EvalSummary scores(const TensorMap& weights) {
@@ -238,11 +243,11 @@ int cmd_soup(const Args& args) {
     std::vector<TensorMap> chosen;
     for (size_t m : members) chosen.push_back(states[m]);
     load_module_state(*scorer.model, uniform_soup(chosen), "soup");
-    recalibrate_batch_norm(*scorer.model, *scorer.data, *scorer.comm, recalibrate);
+    recalibrate_batch_norm(*scorer.model, *scorer.data, *scorer.comm, recalibrate, DistOptions{}.bucket_bytes());
     return module_state(*scorer.model);
   };
   std::vector<size_t> kept;
-  std::string summary;
+  nlohmann::json candidates = nlohmann::json::array();
   if (method == "uniform") {
     for (size_t i = 0; i < paths.size(); ++i) kept.push_back(i);
   } else {
@@ -256,8 +261,10 @@ int cmd_soup(const Args& args) {
                     g.trial[k], g.accepted[k] ? "yes" : "no");
     }
     for (size_t k = 0; k < g.order.size(); ++k)
-      summary += concat(k ? "," : "", "{\"path\":\"", paths[g.order[k]], "\",\"val_acc\":", g.individual[g.order[k]],
-                        ",\"soup_val_acc\":", g.trial[k], ",\"kept\":", g.accepted[k] ? "true" : "false", "}");
+      candidates.push_back({{"path", paths[g.order[k]]},
+                            {"val_acc", json_number(g.individual[g.order[k]])},
+                            {"soup_val_acc", json_number(g.trial[k])},
+                            {"kept", static_cast<bool>(g.accepted[k])}});
   }
   const TensorMap soup = cook(kept);
   const auto [val, ood] = scorer.score(soup);
@@ -271,11 +278,14 @@ int cmd_soup(const Args& args) {
   ck.plugins.clear();
   if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
   write_checkpoint(out, ck);
-  std::string kept_json;
-  for (size_t m : kept) kept_json += concat(kept_json.empty() ? "" : ",", "\"", paths[m], "\"");
-  std::ofstream(fs::path(out).replace_extension(".json"))
-      << "{\"method\":\"" << method << "\",\"kept\":[" << kept_json << "],\"val_acc\":" << val
-      << ",\"heldout_acc\":" << (std::isfinite(ood) ? concat(ood) : "null") << ",\"candidates\":[" << summary << "]}\n";
+  nlohmann::json kept_paths = nlohmann::json::array();
+  for (size_t m : kept) kept_paths.push_back(paths[m]);
+  const nlohmann::json report = {{"method", method},
+                                 {"kept", kept_paths},
+                                 {"val_acc", json_number(val)},
+                                 {"heldout_acc", json_number(ood)},
+                                 {"candidates", candidates}};
+  std::ofstream(fs::path(out).replace_extension(".json")) << report.dump() << "\n";
   std::printf("wrote %s\n", out.c_str());
   return 0;
 }

@@ -8,7 +8,7 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread          # LibTorch 1.13 on an optimized BLAS
   openmpi-bin libopenmpi-dev                  # MPI backend and mpirun
-  libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
+  libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev nlohmann-json3-dev
   libgtest-dev googletest                     # tests
   python3-torch python3-h5py python3-numpy python3-yaml  # golden values, checkpoint and config checks in tests
   slurmctld slurmd slurm-client munge libpmix-dev  # a local Slurm for the sweep tests

@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include "core/algorithm.h"
+#include "core/error.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -21,6 +24,13 @@ struct Cleanup {
 };
 Cleanup g_cleanup;
 }  // namespace
+
+void run_phase(Algorithm& algo, Phase phase, State& state) {
+  HookTable table;
+  algo.hooks(table);
+  if (!table.hooks(phase)) throw Error(concat(algo.name(), " does not hook ", phase_name(phase)));
+  table.at(phase)(state);
+}
 
 std::string temp_dir(const std::string& tag) {
   std::string tmpl = (fs::temp_directory_path() / ("oodt_" + tag + "_XXXXXX")).string();
@@ -63,7 +73,7 @@ namespace {
 
 // Synthetic data: the global batch of step s is 2B fixed samples; a trainer of world size W
 // and rank r sees rows [r*2B/W, (r+1)*2B/W).
-class SliceData final : public DataSource {
+class SliceData final : public DataSource, public ReshardableSource {
  public:
   SliceData(int64_t global_batch, int rank, int world) : global_(global_batch), rank_(rank), world_(world) {}
   int64_t num_classes() const override { return 3; }
@@ -88,6 +98,11 @@ class SliceData final : public DataSource {
   std::vector<EvalSplit> eval_splits() const override { return {EvalSplit{0, "in"}}; }
   void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>& fn) override {
     fn(train_batch(0));
+  }
+
+ protected:
+  void* find_interface(const std::type_info& t) override {
+    return t == typeid(ReshardableSource) ? static_cast<ReshardableSource*>(this) : nullptr;
   }
 
  private:

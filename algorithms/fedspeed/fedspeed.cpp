@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/buckets.h"
 #include "core/checkpoint.h"
 #include "core/comm.h"
+#include "core/config.h"
+#include "core/data_source.h"
 #include "core/error.h"
 #include "core/models/model.h"
 #include "core/optim.h"
@@ -13,15 +16,16 @@
 
 namespace oodt {
 
-std::unique_ptr<AveragingStrategy> FedSpeed::make_averaging() { return std::make_unique<FedSpeedAveraging>(*this); }
-
-void FedSpeed::fit_start(State& state) {
-  const std::string key = "algorithms." + name();
+void FederatedRounds::fit_start(State& state, const std::string& key) {
+  key_ = key;
   Communicator& comm = *state.comm;
   const int world = comm.world_size();
   if (o_.clients < world)
     throw ConfigError(key + ".clients", concat("is ", o_.clients, "; every one of the ", world, " ranks needs a client"));
-  const auto split = split_clients(state.data->train_pool(), o_.clients, o_.split, o_.dirichlet_alpha, state.seed, key);
+  auto* pool = state.data->as<PooledSource>();
+  if (pool == nullptr)
+    throw ConfigError(key, "the data source has no training pool to deal to clients (data.type: domains has)");
+  const auto split = split_clients(pool->train_pool(), o_.clients, o_.split, o_.dirichlet_alpha, state.seed, key);
   hosted_ = hosted_clients(o_.clients, comm.rank(), world);
   rows_.clear();
   for (int64_t c : hosted_) rows_.push_back(split[static_cast<size_t>(c)]);
@@ -50,7 +54,7 @@ void FedSpeed::fit_start(State& state) {
   active_round_ = -1;
 }
 
-std::vector<int64_t> FedSpeed::select(State& state, int64_t round) const {
+std::vector<int64_t> FederatedRounds::select(State& state, int64_t round) const {
   std::vector<int64_t> order(hosted_.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
   if (active_per_rank_ < static_cast<int64_t>(order.size())) {
@@ -62,7 +66,7 @@ std::vector<int64_t> FedSpeed::select(State& state, int64_t round) const {
   return order;
 }
 
-void FedSpeed::begin_round(State&, int64_t) {
+void FederatedRounds::begin_round() {
   at::NoGradGuard no_grad;
   w0_.clear();
   sum_.clear();
@@ -74,7 +78,7 @@ void FedSpeed::begin_round(State&, int64_t) {
   sum_sq_ = 0;
 }
 
-Batch FedSpeed::train_batch(State& state) {
+Batch FederatedRounds::train_batch(State& state) {
   const int64_t R = round_steps(), K = o_.local_steps;
   const int64_t round = state.step / R, slot = (state.step % R) / K, k = state.step % K;
   if (active_round_ != round) {
@@ -83,7 +87,7 @@ Batch FedSpeed::train_batch(State& state) {
   }
   if (k == 0) {  // a client starts its local steps from w0 with a fresh optimizer
     if (slot == 0) {
-      begin_round(state, round);
+      begin_round();
     } else {
       at::NoGradGuard no_grad;
       size_t j = 0;
@@ -110,10 +114,10 @@ Batch FedSpeed::train_batch(State& state) {
     positions.push_back(perm[static_cast<size_t>(c % n)]);
   }
   cursor_[current_] += state.batch_size;
-  return state.data->read_pool(positions);
+  return state.data->as<PooledSource>()->read_pool(positions);
 }
 
-void FedSpeed::perturb(State& state) {
+void FederatedRounds::perturb(State& state) {
   std::vector<at::Tensor> saved(params_.size());  // w is restored exactly, not as (w + e) - e
   {
     at::NoGradGuard no_grad;
@@ -136,59 +140,48 @@ void FedSpeed::perturb(State& state) {
     if (saved[j].defined()) params_[j].copy_(saved[j]);
 }
 
-void FedSpeed::run(Phase phase, State& state) {
-  const int64_t K = o_.local_steps;
-  switch (phase) {
-    case Phase::FitStart:
-      fit_start(state);
-      break;
-    case Phase::AfterBackward:
-      if (o_.rho > 0) perturb(state);
-      break;
-    case Phase::BeforeOptimizerStep: {
-      at::NoGradGuard no_grad;
-      const int64_t round = state.step / round_steps();
-      state.lr = state.optimizer->options().lr * std::pow(o_.lr_decay, static_cast<double>(round));
-      std::vector<at::Tensor> grads;
-      for (size_t j = 0; j < params_.size(); ++j) {
-        at::Tensor& p = params_[j];
-        if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-        at::Tensor g = p.mutable_grad();
-        if (o_.lamb > 0) {  // prox-correction c (h_i - w0)
-          const auto& h = h_[current_];
-          if (h.empty()) g.sub_(w0_[j], o_.lamb);
-          else g.add_(h[j] - w0_[j], o_.lamb);
-        }
-        grads.push_back(g);
-      }
-      if (o_.max_norm > 0) {  // as torch.nn.utils.clip_grad_norm_
-        double sq = 0;
-        for (const auto& g : grads) sq += g.pow(2).sum().item<double>();
-        const double coef = o_.max_norm / (std::sqrt(sq) + 1e-6);
-        if (coef < 1)
-          for (auto& g : grads) g.mul_(coef);
-      }
-      if (o_.lamb > 0)  // the extra weight decay c w (the optimizer adds wd w)
-        for (size_t j = 0; j < params_.size(); ++j) grads[j].add_(params_[j], o_.lamb);
-      break;
+void FederatedRounds::correct_gradients(State& state) {
+  at::NoGradGuard no_grad;
+  const int64_t round = state.step / round_steps();
+  state.lr = state.optimizer->options().lr * std::pow(o_.lr_decay, static_cast<double>(round));
+  std::vector<at::Tensor> grads;
+  for (size_t j = 0; j < params_.size(); ++j) {
+    at::Tensor& p = params_[j];
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    at::Tensor g = p.mutable_grad();
+    if (o_.lamb > 0) {  // prox-correction c (h_i - w0)
+      const auto& h = h_[current_];
+      if (h.empty()) g.sub_(w0_[j], o_.lamb);
+      else g.add_(h[j] - w0_[j], o_.lamb);
     }
-    case Phase::AfterOptimizerStep:
-      if (state.step % K == K - 1) {
-        end_slot(state);
-        if ((state.step % round_steps()) / K == active_per_rank_ - 1) end_round(state);
-      }
-      break;
-    case Phase::Evaluation:
-      state.metrics["round"] = static_cast<double>(rounds_done_);
-      state.metrics["drift"] = drift_;
-      state.metrics["bytes_per_rank"] = bytes_;
-      state.metrics["active_clients"] = static_cast<double>(active_per_rank_ * state.comm->world_size());
-      break;
-    default: break;
+    grads.push_back(g);
   }
+  if (o_.max_norm > 0) {  // as torch.nn.utils.clip_grad_norm_
+    double sq = 0;
+    for (const auto& g : grads) sq += g.pow(2).sum().item<double>();
+    const double coef = o_.max_norm / (std::sqrt(sq) + 1e-6);
+    if (coef < 1)
+      for (auto& g : grads) g.mul_(coef);
+  }
+  if (o_.lamb > 0)  // the extra weight decay c w (the optimizer adds wd w)
+    for (size_t j = 0; j < params_.size(); ++j) grads[j].add_(params_[j], o_.lamb);
 }
 
-void FedSpeed::end_slot(State&) {
+void FederatedRounds::after_step(State& state) {
+  const int64_t K = o_.local_steps;
+  if (state.step % K != K - 1) return;
+  end_slot();
+  if ((state.step % round_steps()) / K == active_per_rank_ - 1) end_round(state);
+}
+
+void FederatedRounds::report(State& state) const {
+  state.metrics["round"] = static_cast<double>(rounds_done_);
+  state.metrics["drift"] = drift_;
+  state.metrics["bytes_per_rank"] = bytes_;
+  state.metrics["active_clients"] = static_cast<double>(active_per_rank_ * state.comm->world_size());
+}
+
+void FederatedRounds::end_slot() {
   at::NoGradGuard no_grad;
   for (size_t j = 0; j < params_.size(); ++j) {
     sum_[j].add_(params_[j]);
@@ -203,7 +196,7 @@ void FedSpeed::end_slot(State&) {
   }
 }
 
-void FedSpeed::end_round(State& state) {
+void FederatedRounds::end_round(State& state) {
   at::NoGradGuard no_grad;
   Communicator& comm = *state.comm;
   // One all-reduce: sum of w_K (parameters and buffers), sum of h over all clients, drift.
@@ -222,8 +215,7 @@ void FedSpeed::end_round(State& state) {
   payload.push_back(sq);
   int64_t bytes = 0;
   for (const auto& t : payload) bytes += t.numel() * static_cast<int64_t>(t.element_size());
-  Bucketer bucketer(25 << 20);
-  bucketer.apply(payload, [&](at::Tensor& buf) { comm.all_reduce(buf, ReduceOp::Sum); });
+  all_reduce_tensors(payload, comm, state.dist.bucket_bytes());
   const double n_active = static_cast<double>(active_per_rank_ * comm.world_size());
   double mean_sq = 0;
   for (size_t j = 0; j < params_.size(); ++j) {
@@ -239,7 +231,7 @@ void FedSpeed::end_round(State& state) {
   ++rounds_done_;
 }
 
-TensorMap FedSpeed::rank_state(State& state) const {
+TensorMap FederatedRounds::rank_state(State& state) const {
   TensorMap m;
   for (const auto& [k, v] : module_state(*state.model)) m["model." + k] = v.detach().clone();
   for (const auto& [k, v] : state.optimizer->state_dict()) m["optimizer." + k] = v.clone();
@@ -254,7 +246,7 @@ TensorMap FedSpeed::rank_state(State& state) const {
   return m;
 }
 
-void FedSpeed::restore_rank_state(State& state, const TensorMap& m) {
+void FederatedRounds::restore_rank_state(State& state, const TensorMap& m) {
   load_module_state(*state.model, with_prefix(m, "model."), "this rank's FedSpeed state");
   state.optimizer->load_state_dict(with_prefix(m, "optimizer."));
   const at::Tensor cursor = m.at("cursor");
@@ -279,29 +271,78 @@ void FedSpeed::restore_rank_state(State& state, const TensorMap& m) {
   rounds_done_ = static_cast<int64_t>(s[3].item<double>());
 }
 
-void FedSpeedAveraging::setup(State& state) {
+void FederatedRounds::setup(State& state) {
   Communicator& comm = *state.comm;
   if (!pending_.count("layout")) {
-    broadcast_module(*state.model, comm, 25 << 20);  // every client starts from rank 0's weights
+    broadcast_module(*state.model, comm, 0, state.dist.bucket_bytes());  // every client starts from rank 0's weights
     return;
   }
   const at::Tensor layout = pending_.at("layout");
   if (layout[0].item<int64_t>() != comm.world_size())
-    throw ConfigError("algorithms." + plugin_.name(), concat("the checkpoint was written by ", layout[0].item<int64_t>(),
-                                                    " ranks, each holding its clients' state; resume with as many"));
-  plugin_.restore_rank_state(state, with_prefix(pending_, concat("rank", comm.rank(), ".")));
+    throw ConfigError(key_, concat("the checkpoint was written by ", layout[0].item<int64_t>(),
+                                   " ranks, each holding its clients' state; resume with as many"));
+  restore_rank_state(state, with_prefix(pending_, concat("rank", comm.rank(), ".")));
   pending_.clear();
 }
 
-void FedSpeedAveraging::prepare_save(State& state) {
-  gathered_ = gather_maps_to_root(*state.comm, plugin_.rank_state(state));
-}
+void FederatedRounds::prepare_save(State& state) { gathered_ = gather_maps_to_root(*state.comm, rank_state(state)); }
 
-void FedSpeedAveraging::save(TensorMap& out) const {
+void FederatedRounds::save(TensorMap& out) const {
   out["layout"] = at::tensor({static_cast<int64_t>(gathered_.size())}, at::kLong);  // rank 0 only
   for (size_t r = 0; r < gathered_.size(); ++r)
     for (const auto& [k, v] : gathered_[r]) out[concat("rank", r, ".", k)] = v;
   gathered_.clear();  // written; do not keep every rank's state until the next checkpoint
+}
+
+FedSpeedOptions FedSpeedOptions::federated_from_config(ConfigReader& cfg) {
+  FedSpeedOptions o;
+  o.clients = cfg.get<int64_t>("clients", o.clients);
+  cfg.check(o.clients >= 1, "clients", "must be >= 1");
+  o.participation = cfg.get("participation", o.participation);
+  cfg.check(o.participation > 0 && o.participation <= 1, "participation", "must be in (0, 1]");
+  o.local_steps = cfg.get<int64_t>("local_steps", o.local_steps);
+  cfg.check(o.local_steps >= 1, "local_steps", "must be >= 1");
+  o.max_norm = cfg.get("max_norm", o.max_norm);
+  cfg.check(o.max_norm >= 0, "max_norm", "must be >= 0 (0: no clipping)");
+  o.lr_decay = cfg.get("lr_decay", o.lr_decay);
+  cfg.check(o.lr_decay > 0 && o.lr_decay <= 1, "lr_decay", "must be in (0, 1]");
+  o.split = cfg.one_of<ClientSplit>("split", o.split,
+                                    {{"dirichlet", ClientSplit::Dirichlet}, {"domain", ClientSplit::Domain}, {"iid", ClientSplit::Iid}});
+  o.dirichlet_alpha = cfg.get("dirichlet_alpha", o.dirichlet_alpha);
+  cfg.check(o.dirichlet_alpha > 0, "dirichlet_alpha", "must be > 0");
+  return o;
+}
+
+FedSpeedOptions FedSpeedOptions::from_config(ConfigReader& cfg) {
+  FedSpeedOptions o = federated_from_config(cfg);
+  o.rho = cfg.get("rho", o.rho);
+  cfg.check(o.rho >= 0, "rho", "must be >= 0");
+  o.lamb = cfg.get("lamb", o.lamb);
+  cfg.check(o.lamb >= 0, "lamb", "must be >= 0 (the prox-correction coefficient c)");
+  return o;
+}
+
+FedAvg::Options FedAvg::Options::from_config(ConfigReader& cfg) {
+  Options o;
+  static_cast<FedSpeedOptions&>(o) = federated_from_config(cfg);
+  o.rho = 0;   // no perturbation
+  o.lamb = 0;  // no correction and no dual variable
+  return o;
+}
+
+FedSpeed::FedSpeed(Options o) : o_(o), rounds_(std::make_shared<FederatedRounds>(o)) {}
+
+std::vector<Claim> FedSpeed::claims() const {
+  if (o_.rho > 0) return {Claim::LearningRate, Claim::SecondPass};
+  return {Claim::LearningRate};
+}
+
+void FedSpeed::hooks(HookTable& table) {
+  table.on(Phase::FitStart, [this](State& s) { rounds_->fit_start(s, key()); });
+  if (o_.rho > 0) table.on(Phase::AfterBackward, [this](State& s) { rounds_->perturb(s); });
+  table.on(Phase::BeforeOptimizerStep, [this](State& s) { rounds_->correct_gradients(s); });
+  table.on(Phase::AfterOptimizerStep, [this](State& s) { rounds_->after_step(s); });
+  table.on(Phase::Evaluation, [this](State& s) { rounds_->report(s); });
 }
 
 }  // namespace oodt

@@ -14,6 +14,9 @@
 // the drift terms): w_next = mean over active clients of w_K + mean over all clients of h, as the
 // reference code does (it averages h over every client, active or not). BN running statistics
 // and other float buffers are averaged over active clients.
+//
+// The rounds are an averaging strategy (FederatedRounds) that holds every client's state; the
+// plugin (FedSpeed) owns it together with the trainer and calls it from its hooks.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +28,8 @@
 
 namespace oodt {
 
+class ConfigReader;
+
 struct FedSpeedOptions {
   int64_t clients = 4;          // C, over all ranks
   double participation = 1.0;   // fraction of clients active per round
@@ -35,44 +40,50 @@ struct FedSpeedOptions {
   double lr_decay = 0.998;      // local lr multiplied by this every round
   ClientSplit split = ClientSplit::Dirichlet;
   double dirichlet_alpha = 0.6;
+  // The keys FedSpeed and FedAvg share.
+  static FedSpeedOptions federated_from_config(ConfigReader& cfg);
+  // FedSpeed's: the shared ones, rho and lamb.
+  static FedSpeedOptions from_config(ConfigReader& cfg);
 };
 
-class FedSpeed final : public Algorithm {
+// The federated rounds: no per-step communication; one all-reduce per round; every rank's
+// client state goes into checkpoints.
+class FederatedRounds final : public AveragingStrategy {
  public:
-  explicit FedSpeed(FedSpeedOptions o) : o_(o) {}
-  PhaseSet hooks() const override {
-    return phases({Phase::FitStart, Phase::AfterBackward, Phase::BeforeOptimizerStep, Phase::AfterOptimizerStep,
-                   Phase::Evaluation});
-  }
-  void run(Phase phase, State& state) override;
-  // The perturbed second pass excludes sagm/gaqat, which would overwrite the same gradients.
-  std::vector<std::string> claims() const override {
-    if (o_.rho > 0) return {"learning_rate", "second_pass"};
-    return {"learning_rate"};
-  }
-  bool owns_averaging() const override { return true; }
-  std::unique_ptr<AveragingStrategy> make_averaging() override;
-  bool provides_batches() const override { return true; }
-  Batch train_batch(State& state) override;
+  explicit FederatedRounds(FedSpeedOptions o) : o_(o) {}
+  std::string name() const override { return "federated_rounds"; }
+  // Every client starts from rank 0's weights, or a resumed run restores this rank's state.
+  void setup(State& state) override;
+  void average(State&) override {}
+  // Buffers are averaged at each round's end; mid-round each rank's belong to its client.
+  void sync_buffers(State&) override {}
+  void prepare_save(State& state) override;
+  void save(TensorMap& out) const override;
+  void load(const TensorMap& in) override { pending_ = in; }
+
+  // The plugin's phases. `key` names the plugin's config key in errors.
+  void fit_start(State& state, const std::string& key);
+  Batch train_batch(State& state);
+  void perturb(State& state);
+  void correct_gradients(State& state);
+  void after_step(State& state);
+  void report(State& state) const;
 
   // Active clients per rank per round (A) and steps per round (A * K).
   int64_t active_per_rank() const { return active_per_rank_; }
   int64_t round_steps() const { return active_per_rank_ * o_.local_steps; }
 
-  // This rank's state (model, optimizer, client duals and cursors, round accumulators): it
-  // differs between ranks, so the strategy gathers it into checkpoints.
+ private:
+  void begin_round();
+  void end_slot();
+  void end_round(State& state);
+  std::vector<int64_t> select(State& state, int64_t round) const;
+  // This rank's state (model, optimizer, client duals and cursors, round accumulators).
   TensorMap rank_state(State& state) const;
   void restore_rank_state(State& state, const TensorMap& m);
 
- private:
-  void fit_start(State& state);
-  void begin_round(State& state, int64_t round);
-  void end_slot(State& state);
-  void end_round(State& state);
-  void perturb(State& state);
-  std::vector<int64_t> select(State& state, int64_t round) const;
-
   FedSpeedOptions o_;
+  std::string key_;
   int64_t active_per_rank_ = 1;
   std::vector<int64_t> hosted_;                  // client ids on this rank
   std::vector<std::vector<int64_t>> rows_;       // [hosted] pool positions
@@ -88,26 +99,40 @@ class FedSpeed final : public Algorithm {
   // Reported at evaluations.
   double drift_ = 0, bytes_ = 0;
   int64_t rounds_done_ = 0;
+  mutable std::vector<TensorMap> gathered_;      // rank 0, between prepare_save and save
+  TensorMap pending_;                            // from load(), applied by setup()
 };
 
-// The averaging strategy FedSpeed owns: no per-step communication; the round's all-reduce runs
-// in the plugin; every rank's state goes into checkpoints.
-class FedSpeedAveraging final : public AveragingStrategy {
+class FedSpeed : public Algorithm, public AveragingOwner, public BatchDealer {
  public:
-  explicit FedSpeedAveraging(FedSpeed& plugin) : plugin_(plugin) {}
-  std::string name() const override { return "fedspeed_rounds"; }
-  void setup(State& state) override;
-  void average(State&) override {}
-  // Buffers are averaged at each round's end; mid-round each rank's belong to its client.
-  void sync_buffers(State&) override {}
-  void prepare_save(State& state) override;
-  void save(TensorMap& out) const override;
-  void load(const TensorMap& in) override { pending_ = in; }
+  static constexpr const char* kName = "fedspeed";
+  static constexpr const char* kSummary =
+      "averaging+step+data: federated clients, K local steps, prox-correction, perturbed gradient (Sun et al. 2023)";
+  using Options = FedSpeedOptions;
+
+  explicit FedSpeed(Options o);
+  void hooks(HookTable& table) override;
+  // The perturbed second pass excludes sagm/gaqat, which would overwrite the same gradients.
+  std::vector<Claim> claims() const override;
+  Capabilities capabilities() const override { return Capabilities::rewriting_gradients(o_.rho > 0); }
+  std::shared_ptr<AveragingStrategy> averaging() override { return rounds_; }
+  Batch train_batch(State& state) override { return rounds_->train_batch(state); }
 
  private:
-  FedSpeed& plugin_;
-  mutable std::vector<TensorMap> gathered_;  // rank 0, between prepare_save and save
-  TensorMap pending_;
+  Options o_;
+  std::shared_ptr<FederatedRounds> rounds_;  // shared with the trainer
+};
+
+// FedAvg (McMahan et al. 2017): FedSpeed without perturbation, correction or dual variable.
+class FedAvg final : public FedSpeed {
+ public:
+  static constexpr const char* kName = "fedavg";
+  static constexpr const char* kSummary =
+      "averaging+data: federated clients, K local steps, then the mean of their weights (McMahan et al. 2017)";
+  struct Options : FedSpeedOptions {
+    static Options from_config(ConfigReader& cfg);
+  };
+  explicit FedAvg(Options o) : FedSpeed(o) {}
 };
 
 }  // namespace oodt

@@ -7,18 +7,28 @@
 
 namespace oodt {
 
+class ConfigReader;
+
 // Replaces the batch's targets with (1 - s) * t + s / K, where t is the batch's soft targets
 // or the one-hot labels.
 void smooth_targets(Batch& batch, double smoothing, int64_t num_classes);
 
+struct LabelSmoothingOptions {
+  double smoothing = 0.1;  // s
+  static LabelSmoothingOptions from_config(ConfigReader& cfg);
+};
+
 class LabelSmoothing final : public Algorithm {
  public:
-  explicit LabelSmoothing(double smoothing) : smoothing_(smoothing) {}
-  PhaseSet hooks() const override { return phases({Phase::BeforeLoss}); }
-  void run(Phase phase, State& state) override;
+  static constexpr const char* kName = "label_smoothing";
+  static constexpr const char* kSummary = "loss: cross-entropy against (1-s)*onehot + s/K (Szegedy et al. 2016)";
+  using Options = LabelSmoothingOptions;
+
+  explicit LabelSmoothing(Options o) : o_(o) {}
+  void hooks(HookTable& table) override;
 
  private:
-  double smoothing_;
+  Options o_;
 };
 
 }  // namespace oodt

@@ -8,19 +8,30 @@
 
 namespace oodt {
 
+class ConfigReader;
+
 // Mixes inputs and target distributions of `batch` in place.
 void mix_batch(Batch& batch, double lam, const at::Tensor& perm, int64_t num_classes);
 
+struct MixupOptions {
+  double alpha = 0.4;  // Beta(alpha, alpha)
+  static MixupOptions from_config(ConfigReader& cfg);
+};
+
 class Mixup final : public Algorithm {
  public:
-  explicit Mixup(double alpha) : alpha_(alpha) {}
-  PhaseSet hooks() const override { return phases({Phase::BeforeForward}); }
-  void run(Phase phase, State& state) override;
-  // The last lam drawn (reported in the metrics).
+  static constexpr const char* kName = "mixup";
+  static constexpr const char* kSummary = "forward+loss: convex combinations of input pairs and their targets (Zhang et al. 2018)";
+  using Options = MixupOptions;
+
+  explicit Mixup(Options o) : o_(o) {}
+  void hooks(HookTable& table) override;
+  // The last lam drawn.
   double last_lambda() const { return last_lambda_; }
 
  private:
-  double alpha_;
+  void mix(State& state);
+  Options o_;
   double last_lambda_ = 1.0;
 };
 

@@ -3,15 +3,20 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <algorithm>
 
+#include <nlohmann/json.hpp>
+
+#include "core/buckets.h"
 #include "core/checkpoint.h"
 #include "core/comm.h"
+#include "core/config.h"
 #include "core/data_source.h"
 #include "core/error.h"
 #include "core/evaluate.h"
 #include "core/models/model.h"
 #include "core/optim.h"
+#include "core/report.h"
 #include "core/seed.h"
 
 namespace oodt {
@@ -29,19 +34,21 @@ TensorMap cloned(const TensorMap& m) {
 
 // Broadcasts `m`'s tensors (in name order) from `root`; every rank passes a map of the same
 // names, shapes and dtypes.
-void broadcast_map(TensorMap& m, Communicator& comm, int root) {
+void broadcast_map(TensorMap& m, Communicator& comm, int root, int64_t bucket_bytes) {
   std::vector<at::Tensor> tensors;
   for (auto& kv : m) tensors.push_back(kv.second);
-  broadcast_tensors(tensors, comm, root);
+  broadcast_tensors(tensors, comm, root, bucket_bytes);
 }
 
 }  // namespace
 
-CandidateGroups::CandidateGroups(int64_t group_size, int64_t bucket_bytes, std::string key)
-    : group_size_(group_size), bucket_bytes_(bucket_bytes), key_(std::move(key)), bucketer_(bucket_bytes) {}
+CandidateGroups::CandidateGroups(int64_t group_size, std::string key) : group_size_(group_size), key_(std::move(key)) {}
 
 void CandidateGroups::setup(State& state) {
   Communicator& world = *state.comm;
+  bucket_bytes_ = state.dist.bucket_bytes();
+  if (state.data->as<ReshardableSource>() == nullptr)
+    throw ConfigError(key_, "the data source cannot deal its data anew to groups of ranks (data.type: domains can)");
   if (group_size_ < 1 || world.world_size() % group_size_ != 0)
     throw ConfigError(key_ + ".group_size", concat("is ", group_size_, "; it must divide the number of ranks (",
                                                   world.world_size(), ") into equal groups"));
@@ -63,32 +70,32 @@ void CandidateGroups::setup(State& state) {
     }
     pending_.clear();
   } else {
-    broadcast_module(*state.model, world, bucket_bytes_);  // one shared start
+    broadcast_module(*state.model, world, 0, bucket_bytes_);  // one shared start
   }
   reshard(state);
+  sync_ = make_gradient_sync(state);
+  sync_->setup(*state.model, *group_);
 }
 
 void CandidateGroups::reshard(State& state) {
   // The training stream is the group's for the whole run (so epochs count the candidate's
   // passes); evaluation shares follow whoever holds the model being evaluated.
+  auto* source = state.data->as<ReshardableSource>();
   if (!dealt_) {
     const uint64_t seed = mix_seed(state.seed, 0xca4d, static_cast<uint64_t>(candidate_));
-    state.data->reshard(seed, group_->rank(), group_->world_size());
+    source->reshard(seed, group_->rank(), group_->world_size());
     dealt_ = true;
   }
-  if (merged_) state.data->share_evaluation(state.comm->rank(), state.comm->world_size());
-  else state.data->share_evaluation(group_->rank(), group_->world_size());
+  if (merged_) source->share_evaluation(state.comm->rank(), state.comm->world_size());
+  else source->share_evaluation(group_->rank(), group_->world_size());
 }
 
-void CandidateGroups::average(State& state) { all_reduce_gradients(*state.model, active(state), bucketer_); }
-
-void CandidateGroups::sync_buffers(State& state) {
-  Communicator& comm = active(state);
-  if (comm.world_size() == 1) return;
-  std::vector<at::Tensor> buffers;
-  for (auto& b : state.model->buffers()) buffers.push_back(b);
-  broadcast_tensors(buffers, comm, 0, bucket_bytes_);
+void CandidateGroups::average(State&) {
+  OODT_CHECK(!merged_, "candidate groups: gradients averaged after the candidates were merged");
+  sync_->finish();
 }
+
+void CandidateGroups::sync_buffers(State& state) { broadcast_buffers(*state.model, active(state), 0, bucket_bytes_); }
 
 void CandidateGroups::prepare_save(State& state) {
   gathered_.clear();
@@ -98,8 +105,8 @@ void CandidateGroups::prepare_save(State& state) {
   for (int64_t g = 1; g < candidates_; ++g) {
     const int root = static_cast<int>(g * group_size_);
     TensorMap m = cloned(model), o = cloned(optim);
-    broadcast_map(m, *state.comm, root);
-    broadcast_map(o, *state.comm, root);
+    broadcast_map(m, *state.comm, root, bucket_bytes_);
+    broadcast_map(o, *state.comm, root, bucket_bytes_);
     if (state.comm->rank() != 0) continue;
     for (auto& [k, v] : m) gathered_[candidate_prefix(g, "model") + k] = v;
     for (auto& [k, v] : o) gathered_[candidate_prefix(g, "optimizer") + k] = v;
@@ -119,7 +126,7 @@ std::vector<TensorMap> CandidateGroups::all_models(State& state) {
   std::vector<TensorMap> out;
   for (int64_t g = 0; g < candidates_; ++g) {
     TensorMap m = cloned(own);
-    broadcast_map(m, *state.comm, static_cast<int>(g * group_size_));
+    broadcast_map(m, *state.comm, static_cast<int>(g * group_size_), bucket_bytes_);
     out.push_back(std::move(m));
   }
   return out;
@@ -154,14 +161,9 @@ CandidateMergeReport merge_candidates(State& state, CandidateGroups& groups, con
     std::vector<at::Tensor> floats;
     for (auto& [name, t] : model.named_state())
       if (at::isFloatingType(t.scalar_type())) floats.push_back(t);
-    Bucketer bucketer(25 << 20);
-    const double scale = 1.0 / world.world_size();
-    bucketer.apply(floats, [&](at::Tensor& buf) {
-      world.all_reduce(buf, ReduceOp::Sum);
-      buf.mul_(scale);
-    });
+    all_reduce_tensors(floats, world, state.dist.bucket_bytes(), /*mean=*/true);
     groups.set_merged(state);
-    if (batches > 0) recalibrate_batch_norm(model, *state.data, world, batches);
+    if (batches > 0) recalibrate_batch_norm(model, *state.data, world, batches, state.dist.bucket_bytes());
     for (int64_t g = 0; g < groups.candidates(); ++g) report.kept.push_back(static_cast<size_t>(g));
     return report;
   }
@@ -173,11 +175,12 @@ CandidateMergeReport merge_candidates(State& state, CandidateGroups& groups, con
     std::vector<TensorMap> chosen;
     for (size_t m : members) chosen.push_back(models[m]);
     load_module_state(model, uniform_soup(chosen), "soup");
-    if (batches > 0) recalibrate_batch_norm(model, *state.data, world, batches);
+    if (batches > 0) recalibrate_batch_norm(model, *state.data, world, batches, state.dist.bucket_bytes());
   };
   auto score = [&](const std::vector<size_t>& members) {
     cook(members);
-    return summarize(evaluate(model, *state.data, world, state.eval_batch_size, state.device), state.data->domains())
+    return summarize(evaluate(model, *state.data, world, state.eval_batch_size, state.device, state.predict),
+                     state.data->domains())
         .val_acc;
   };
   report.greedy = greedy_soup(models.size(), score, o.strict);
@@ -191,8 +194,8 @@ std::vector<std::pair<double, double>> export_candidates(State& state, Candidate
                                                          const std::string& origin, int64_t step) {
   groups.sync_buffers(state);
   Communicator& group = groups.evaluation_comm(state);
-  const EvalSummary s =
-      summarize(evaluate(*state.model, *state.data, group, state.eval_batch_size, state.device), state.data->domains());
+  const EvalSummary s = summarize(
+      evaluate(*state.model, *state.data, group, state.eval_batch_size, state.device, state.predict), state.data->domains());
   if (group.rank() == 0) {
     Checkpoint ck = weights_checkpoint(state, origin);
     ck.step = step;
@@ -207,31 +210,46 @@ std::vector<std::pair<double, double>> export_candidates(State& state, Candidate
   return out;
 }
 
-std::unique_ptr<AveragingStrategy> SoupIngredients::make_averaging() {
-  auto g = std::make_unique<CandidateGroups>(o_.group_size, bucket_bytes_, "algorithms." + name());
-  groups_ = g.get();
-  return g;
+CandidateMerge read_merge(ConfigReader& cfg, bool allow_none) {
+  CandidateMerge m;
+  std::vector<std::pair<std::string, CandidateMerge::Method>> methods = {{"uniform", CandidateMerge::Method::Uniform},
+                                                                          {"greedy", CandidateMerge::Method::Greedy}};
+  if (allow_none) methods.emplace_back("none", CandidateMerge::Method::None);
+  m.method = cfg.one_of<CandidateMerge::Method>("merge", CandidateMerge::Method::Uniform, methods);
+  m.strict = cfg.get("strict", false);
+  m.recalibrate_fraction = cfg.get("recalibrate_fraction", 0.2);
+  cfg.check(m.recalibrate_fraction >= 0 && m.recalibrate_fraction <= 1, "recalibrate_fraction",
+            "must be in [0, 1] (a fraction of an epoch; 0 averages the BatchNorm statistics instead)");
+  return m;
 }
 
-void SoupIngredients::run(Phase phase, State& state) {
-  switch (phase) {
-    case Phase::FitStart: {
-      const int64_t world = state.comm->world_size();
-      if (o_.group_size >= 1 && world % o_.group_size == 0 && !o_.lr_scale.empty() &&
-          static_cast<int64_t>(o_.lr_scale.size()) != world / o_.group_size)
-        throw ConfigError("algorithms." + name() + ".lr_scale",
-                          concat("has ", o_.lr_scale.size(), " entries for ", world / o_.group_size,
-                                 " candidates (", world, " ranks / group_size ", o_.group_size, ")"));
-      break;
-    }
-    case Phase::BeforeOptimizerStep:
-      if (!o_.lr_scale.empty() && !groups_->merged()) state.lr *= o_.lr_scale[static_cast<size_t>(groups_->candidate())];
-      break;
-    case Phase::AfterOptimizerStep:
-      if (state.step + 1 == state.max_steps) finish(state);
-      break;
-    default: break;
-  }
+SoupIngredientsOptions SoupIngredientsOptions::from_config(ConfigReader& cfg) {
+  SoupIngredientsOptions o;
+  o.group_size = cfg.get<int64_t>("group_size", o.group_size);
+  cfg.check(o.group_size >= 1, "group_size", "must be >= 1 (ranks per candidate)");
+  o.lr_scale = cfg.get<std::vector<double>>("lr_scale", {});
+  for (double v : o.lr_scale) cfg.check(v > 0, "lr_scale", "entries must be > 0");
+  o.merge = read_merge(cfg, true);
+  return o;
+}
+
+SoupIngredients::SoupIngredients(Options o)
+    : o_(std::move(o)), groups_(std::make_shared<CandidateGroups>(o_.group_size, std::string("algorithms.") + kName)) {}
+
+void SoupIngredients::hooks(HookTable& table) {
+  table.on(Phase::FitStart, [this](State& state) {
+    const int64_t world = state.comm->world_size();
+    if (o_.group_size >= 1 && world % o_.group_size == 0 && !o_.lr_scale.empty() &&
+        static_cast<int64_t>(o_.lr_scale.size()) != world / o_.group_size)
+      throw ConfigError(key() + ".lr_scale", concat("has ", o_.lr_scale.size(), " entries for ", world / o_.group_size,
+                                                    " candidates (", world, " ranks / group_size ", o_.group_size, ")"));
+  });
+  table.on(Phase::BeforeOptimizerStep, [this](State& state) {
+    if (!o_.lr_scale.empty() && !groups_->merged()) state.lr *= o_.lr_scale[static_cast<size_t>(groups_->candidate())];
+  });
+  table.on(Phase::AfterOptimizerStep, [this](State& state) {
+    if (state.step + 1 == state.max_steps) finish(state);
+  });
 }
 
 void SoupIngredients::finish(State& state) {
@@ -242,21 +260,20 @@ void SoupIngredients::finish(State& state) {
   const auto scores = export_candidates(state, *groups_, origin, state.step + 1);
   const CandidateMergeReport r = merge_candidates(state, *groups_, o_.merge);
   if (state.comm->rank() != 0) return;
-  std::ofstream js(fs::path(state.run_dir) / "candidates.json");
-  js << "{\"candidates\":[";
-  std::printf("\n%-9s %10s %10s %8s\n", "candidate", "val acc", "held-out", "in soup");
-  for (size_t g = 0; g < scores.size(); ++g) {
-    bool kept = false;
-    for (size_t k : r.kept) kept = kept || k == g;
-    std::printf("%-9zu %10.4f %10.4f %8s\n", g, scores[g].first, scores[g].second, kept ? "yes" : "no");
-    auto num = [](double v) { return std::isfinite(v) ? concat(v) : std::string("null"); };
-    js << (g ? "," : "") << "{\"path\":\"candidate_" << g << ".h5\",\"val_acc\":" << num(scores[g].first)
-       << ",\"heldout_acc\":" << num(scores[g].second) << ",\"kept\":" << (kept ? "true" : "false") << "}";
-  }
   const char* method = o_.merge.method == CandidateMerge::Method::Greedy    ? "greedy"
                        : o_.merge.method == CandidateMerge::Method::Uniform ? "uniform"
                                                                             : "none";
-  js << "],\"merge\":\"" << method << "\"}\n";
+  nlohmann::json list = nlohmann::json::array();
+  std::printf("\n%-9s %10s %10s %8s\n", "candidate", "val acc", "held-out", "in soup");
+  for (size_t g = 0; g < scores.size(); ++g) {
+    const bool kept = std::find(r.kept.begin(), r.kept.end(), g) != r.kept.end();
+    std::printf("%-9zu %10.4f %10.4f %8s\n", g, scores[g].first, scores[g].second, kept ? "yes" : "no");
+    list.push_back({{"path", concat("candidate_", g, ".h5")},
+                    {"val_acc", json_number(scores[g].first)},
+                    {"heldout_acc", json_number(scores[g].second)},
+                    {"kept", kept}});
+  }
+  state.reporter->write_json("candidates.json", {{"candidates", list}, {"merge", method}});
   std::printf("wrote candidate_0..%zu.h5 to %s; the final evaluation below is %s\n", scores.size() - 1,
               state.run_dir.c_str(), r.kept.empty() ? "candidate 0's" : concat("the ", method, " soup's").c_str());
   std::fflush(stdout);

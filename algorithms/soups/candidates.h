@@ -15,20 +15,27 @@
 #include "algorithms/soups/merge.h"
 #include "core/algorithm.h"
 #include "core/averaging.h"
+#include "core/gradient_sync.h"
 
 namespace oodt {
+
+class ConfigReader;
 
 class CandidateGroups final : public AveragingStrategy {
  public:
   // `key` names the config key (`algorithms.<plugin>.group_size`) in errors.
-  CandidateGroups(int64_t group_size, int64_t bucket_bytes, std::string key);
+  CandidateGroups(int64_t group_size, std::string key);
   std::string name() const override { return "candidate_groups"; }
 
-  // Splits the ranks into groups and gives each group the whole dataset in its own order; a
-  // fresh run broadcasts rank 0's weights to every rank (one shared start), a resumed one
-  // restores each group's candidate from the checkpoint.
+  // Splits the ranks into groups and gives each group the whole dataset in its own order (the
+  // data source must be a ReshardableSource); a fresh run broadcasts rank 0's weights to every
+  // rank (one shared start), a resumed one restores each group's candidate from the checkpoint.
+  // Then plans the group's gradient averaging (core/gradient_sync.h).
   void setup(State& state) override;
-  // Mean of gradients within the group.
+  // Mean of gradients within the group: the run's gradient sync engine over the group, so
+  // dist.* (buckets, overlap, compression) applies as it does to one model over all ranks.
+  void begin_backward(State&) override { sync_->begin_backward(); }
+  double backward_scale() const override { return sync_ ? sync_->backward_scale() : 1.0; }
   void average(State& state) override;
   // Within the group (over every rank once merged).
   void sync_buffers(State& state) override;
@@ -56,10 +63,10 @@ class CandidateGroups final : public AveragingStrategy {
   void reshard(State& state);
 
   int64_t group_size_;
-  int64_t bucket_bytes_;
   std::string key_;
-  Bucketer bucketer_;
-  std::unique_ptr<Communicator> group_;
+  int64_t bucket_bytes_ = 0;             // dist.bucket_mb, for the broadcasts
+  std::unique_ptr<Communicator> group_;  // declared before sync_, which uses it
+  std::unique_ptr<GradientSync> sync_;
   int64_t candidates_ = 1, candidate_ = 0;
   bool merged_ = false;
   bool dealt_ = false;  // the training stream has been dealt to the group
@@ -82,37 +89,42 @@ struct CandidateMergeReport {
 
 // Collective: merges the groups' candidates into one model on every rank and recalibrates
 // BatchNorm statistics on `recalibrate_fraction` of the training data. Greedy scores every
-// soup on the validation splits (the training domains' out splits, never a held-out domain).
+// soup on the validation splits (the training domains' out splits, never a held-out domain),
+// as the run's evaluations score (state.predict).
 CandidateMergeReport merge_candidates(State& state, CandidateGroups& groups, const CandidateMerge& options);
 
 // Training batches per rank that make up `fraction` of an epoch (at least 1; 0 for 0).
 int64_t recalibration_batches(const State& state, double fraction);
 
+// The merge keys soup_ingredients and sparse_soup share; `none` is allowed when `allow_none`.
+CandidateMerge read_merge(ConfigReader& cfg, bool allow_none);
+
 struct SoupIngredientsOptions {
   int64_t group_size = 1;          // ranks per candidate
   std::vector<double> lr_scale;    // per candidate (empty: 1 for all)
   CandidateMerge merge;
+  static SoupIngredientsOptions from_config(ConfigReader& cfg);
 };
 
 // The plugin: trains one candidate per group; at the last step evaluates every candidate,
 // writes each as run_dir/candidate_<g>.h5 (inputs for `oodtrain soup`) and merges them, so the
 // run's final evaluation and checkpoint are the soup's.
-class SoupIngredients final : public Algorithm {
+class SoupIngredients final : public Algorithm, public AveragingOwner {
  public:
-  explicit SoupIngredients(SoupIngredientsOptions o) : o_(std::move(o)) {}
-  PhaseSet hooks() const override {
-    return phases({Phase::FitStart, Phase::BeforeOptimizerStep, Phase::AfterOptimizerStep});
-  }
-  void run(Phase phase, State& state) override;
-  bool owns_averaging() const override { return true; }
-  std::unique_ptr<AveragingStrategy> make_averaging() override;
-  std::vector<std::string> claims() const override { return {"learning_rate"}; }
+  static constexpr const char* kName = "soup_ingredients";
+  static constexpr const char* kSummary =
+      "averaging: one soup candidate per group of ranks, merged into a soup at the end (Wortsman et al. 2022)";
+  using Options = SoupIngredientsOptions;
+
+  explicit SoupIngredients(Options o);
+  void hooks(HookTable& table) override;
+  std::shared_ptr<AveragingStrategy> averaging() override { return groups_; }
+  std::vector<Claim> claims() const override { return {Claim::LearningRate}; }
 
  private:
   void finish(State& state);
-  SoupIngredientsOptions o_;
-  int64_t bucket_bytes_ = 25 << 20;
-  CandidateGroups* groups_ = nullptr;  // owned by the trainer
+  Options o_;
+  std::shared_ptr<CandidateGroups> groups_;  // shared with the trainer
 };
 
 // Evaluates each group's candidate on its group, writes run_dir/candidate_<g>.h5 (recording

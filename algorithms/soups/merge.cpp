@@ -5,6 +5,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "core/buckets.h"
 #include "core/comm.h"
 #include "core/data_source.h"
 #include "core/error.h"
@@ -124,33 +125,26 @@ TensorMap fisher_interpolate(const TensorMap& theta0, const TensorMap& theta1, c
   return out;
 }
 
-bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, int64_t batches) {
+bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, int64_t batches, int64_t bucket_bytes) {
   std::vector<BatchNormImpl*> layers;
   for_each_layer<BatchNormImpl>(model, [&](BatchNormImpl& bn) { layers.push_back(&bn); });
   if (layers.empty()) return false;
   at::NoGradGuard no_grad;
-  std::vector<double> momentum;
   for (auto* bn : layers) {
-    momentum.push_back(bn->momentum);
     bn->running_mean.zero_();
     bn->running_var.fill_(1);
+    // Whole-batch statistics whatever the layer's training rule (ghost batches, say), averaged
+    // exactly over the batches below.
+    bn->set_calibrating(true);
   }
   const bool was_training = model.is_training();
   model.train();
-  for (int64_t k = 0; k < batches; ++k) {
-    // Momentum 1/(k+1): after K batches the statistics are the plain mean over the K batches.
-    for (auto* bn : layers) bn->momentum = 1.0 / static_cast<double>(k + 1);
-    model.forward(data.train_batch(k).inputs.to(layers.front()->running_mean.device()));
-  }
-  for (size_t i = 0; i < layers.size(); ++i) layers[i]->momentum = momentum[i];
+  for (int64_t k = 0; k < batches; ++k) model.forward(data.train_batch(k).inputs.to(layers.front()->running_mean.device()));
+  for (auto* bn : layers) bn->set_calibrating(false);
   model.train(was_training);
-  const double scale = 1.0 / comm.world_size();
-  for (auto* bn : layers) {
-    for (at::Tensor* t : {&bn->running_mean, &bn->running_var}) {
-      comm.all_reduce(*t, ReduceOp::Sum);
-      t->mul_(scale);
-    }
-  }
+  std::vector<at::Tensor> stats;
+  for (auto* bn : layers) stats.push_back(bn->running_mean), stats.push_back(bn->running_var);
+  all_reduce_tensors(stats, comm, bucket_bytes, /*mean=*/true);
   return true;
 }
 

@@ -58,9 +58,11 @@ class DataSource;
 class Model;
 
 // Recomputes every BatchNorm layer's running statistics from scratch as the plain average over
-// `batches` training batches (each rank its own shard, then averaged over ranks), as soups need
-// after averaging weights. Returns false (and changes nothing) when the model has no BatchNorm.
-bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, int64_t batches);
+// `batches` training batches of whole-batch statistics (each rank its own shard, then averaged
+// over ranks in buckets of `bucket_bytes`), as soups need after averaging weights. Returns
+// false (and changes nothing) when the model has no BatchNorm.
+bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, int64_t batches,
+                            int64_t bucket_bytes);
 
 // "a:b:step" -> a, a+step, ..., b (inclusive, within rounding); or a comma-separated list.
 std::vector<double> parse_alphas(const std::string& spec);

@@ -3,23 +3,21 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <nlohmann/json.hpp>
 
+#include "core/buckets.h"
 #include "core/comm.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/models/model.h"
 #include "core/optim.h"
+#include "core/report.h"
 
 namespace oodt {
 namespace fs = std::filesystem;
 
 std::vector<std::pair<std::string, at::Tensor>> prunable_weights(torch::nn::Module& module) {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for_each_quant_layer(module, [&](const std::string& path, torch::nn::Module& layer, LayerQuant&) {
-    out.emplace_back(path.empty() ? "weight" : path + ".weight", layer.named_parameters(false)["weight"]);
-  });
-  return out;
+  return weight_layers(module);
 }
 
 double phase_prune_amount(double sparsity, int64_t phases) {
@@ -60,70 +58,77 @@ double phase_learning_rate(double max_lr, int64_t i, int64_t phase_steps, double
   return max_lr * static_cast<double>(phase_steps - i) / static_cast<double>(phase_steps - warm);
 }
 
-std::unique_ptr<AveragingStrategy> SparseSoup::make_averaging() {
-  auto g = std::make_unique<CandidateGroups>(o_.group_size, 25 << 20, "algorithms." + name());
-  groups_ = g.get();
-  return g;
+SparseSoupOptions SparseSoupOptions::from_config(ConfigReader& cfg) {
+  SparseSoupOptions o;
+  o.sparsity = cfg.get("sparsity", o.sparsity);
+  cfg.check(o.sparsity > 0 && o.sparsity < 1, "sparsity", "must be in (0, 1)");
+  o.phases = cfg.get<int64_t>("phases", o.phases);
+  cfg.check(o.phases >= 1, "phases", "must be >= 1");
+  o.warmup = cfg.get("warmup", o.warmup);
+  cfg.check(o.warmup >= 0 && o.warmup < 1, "warmup", "must be in [0, 1) (a fraction of each phase)");
+  o.group_size = cfg.get<int64_t>("group_size", o.group_size);
+  cfg.check(o.group_size >= 1, "group_size", "must be >= 1 (ranks per candidate)");
+  o.merge = read_merge(cfg, false);
+  return o;
 }
+
+SparseSoup::SparseSoup(Options o)
+    : o_(std::move(o)), groups_(std::make_shared<CandidateGroups>(o_.group_size, std::string("algorithms.") + kName)) {}
 
 void SparseSoup::apply_mask() const {
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < weights_.size(); ++i) weights_[i].second.mul_(masks_[i]);
 }
 
-void SparseSoup::run(Phase phase, State& state) {
-  switch (phase) {
-    case Phase::FitStart: {
-      const std::string key = "algorithms." + name();
-      if (state.max_steps % o_.phases != 0)
-        throw ConfigError("train.steps", concat(state.max_steps, " steps do not split into ", key, ".phases = ",
-                                                o_.phases, " equal retraining phases"));
-      phase_steps_ = state.max_steps / o_.phases;
-      weights_ = prunable_weights(*state.model);
-      if (weights_.empty()) throw ConfigError(key, "the model has no conv or linear weights to prune");
-      masks_.clear();
-      for (const auto& [n, w] : weights_) {
-        auto it = loaded_.find("mask." + n);
-        if (it == loaded_.end()) {
-          masks_.push_back(at::ones_like(w));
-        } else {
-          if (it->second.sizes() != w.sizes())
-            throw DataError(concat("checkpoint: the sparse_soup mask of '", n, "' has shape ", it->second.sizes(),
-                                   ", the weight ", w.sizes()));
-          masks_.push_back(it->second.to(w.options()));
-        }
-      }
-      loaded_.clear();
-      apply_mask();
-      break;
+void SparseSoup::fit_start(State& state) {
+  if (state.max_steps % o_.phases != 0)
+    throw ConfigError("train.steps", concat(state.max_steps, " steps do not split into ", key(), ".phases = ", o_.phases,
+                                            " equal retraining phases"));
+  phase_steps_ = state.max_steps / o_.phases;
+  weights_ = prunable_weights(*state.model);
+  if (weights_.empty()) throw ConfigError(key(), "the model has no conv or linear weights to prune");
+  masks_.clear();
+  for (const auto& [n, w] : weights_) {
+    auto it = loaded_.find("mask." + n);
+    if (it == loaded_.end()) {
+      masks_.push_back(at::ones_like(w));
+    } else {
+      if (it->second.sizes() != w.sizes())
+        throw DataError(concat("checkpoint: the sparse_soup mask of '", n, "' has shape ", it->second.sizes(),
+                               ", the weight ", w.sizes()));
+      masks_.push_back(it->second.to(w.options()));
     }
-    case Phase::BeforeForward:
-      // A checkpoint at a phase boundary is written before the next phase starts, so a resumed
-      // run starts it here exactly as an uninterrupted one does.
-      if (state.step % phase_steps_ == 0) start_phase(state, state.step / phase_steps_);
-      break;
-    case Phase::AfterBackward:
-      for (size_t i = 0; i < weights_.size(); ++i) {
-        at::Tensor g = weights_[i].second.mutable_grad();
-        if (g.defined()) g.mul_(masks_[i]);
-      }
-      break;
-    case Phase::BeforeOptimizerStep:
-      state.lr = phase_learning_rate(state.optimizer->options().lr, state.step % phase_steps_, phase_steps_, o_.warmup);
-      break;
-    case Phase::AfterOptimizerStep:
-      apply_mask();  // weight decay and momentum must not revive a pruned weight
-      if (state.step + 1 == state.max_steps) merge(state, o_.phases);
-      break;
-    case Phase::Evaluation: {
-      int64_t zeros = 0, total = 0;
-      for (const auto& m : masks_) zeros += m.eq(0).sum().item<int64_t>(), total += m.numel();
-      state.metrics["sparsity"] = static_cast<double>(zeros) / static_cast<double>(total);
-      state.metrics["phase"] = static_cast<double>(std::min(state.step / phase_steps_, o_.phases));
-      break;
-    }
-    default: break;
   }
+  loaded_.clear();
+  apply_mask();
+}
+
+void SparseSoup::hooks(HookTable& table) {
+  table.on(Phase::FitStart, [this](State& s) { fit_start(s); });
+  // A checkpoint at a phase boundary is written before the next phase starts, so a resumed run
+  // starts it here exactly as an uninterrupted one does.
+  table.on(Phase::BeforeForward, [this](State& s) {
+    if (s.step % phase_steps_ == 0) start_phase(s, s.step / phase_steps_);
+  });
+  table.on(Phase::AfterBackward, [this](State&) {
+    for (size_t i = 0; i < weights_.size(); ++i) {
+      at::Tensor g = weights_[i].second.mutable_grad();
+      if (g.defined()) g.mul_(masks_[i]);
+    }
+  });
+  table.on(Phase::BeforeOptimizerStep, [this](State& s) {
+    s.lr = phase_learning_rate(s.optimizer->options().lr, s.step % phase_steps_, phase_steps_, o_.warmup);
+  });
+  table.on(Phase::AfterOptimizerStep, [this](State& s) {
+    apply_mask();  // weight decay and momentum must not revive a pruned weight
+    if (s.step + 1 == s.max_steps) merge(s, o_.phases);
+  });
+  table.on(Phase::Evaluation, [this](State& s) {
+    int64_t zeros = 0, total = 0;
+    for (const auto& m : masks_) zeros += m.eq(0).sum().item<int64_t>(), total += m.numel();
+    s.metrics["sparsity"] = static_cast<double>(zeros) / static_cast<double>(total);
+    s.metrics["phase"] = static_cast<double>(std::min(s.step / phase_steps_, o_.phases));
+  });
 }
 
 void SparseSoup::merge(State& state, int64_t phase) {
@@ -139,7 +144,7 @@ void SparseSoup::start_phase(State& state, int64_t phase) {
   for (const auto& kv : weights_) weights.push_back(kv.second);
   int64_t pruned = 0;
   if (state.comm->rank() == 0) pruned = global_magnitude_prune(weights, masks_, phase_prune_amount(o_.sparsity, o_.phases));
-  broadcast_tensors(masks_, *state.comm, 0);
+  broadcast_tensors(masks_, *state.comm, 0, state.dist.bucket_bytes());
   apply_mask();
   state.optimizer->reset_state();
   groups_->set_split(state);
@@ -149,7 +154,7 @@ void SparseSoup::start_phase(State& state, int64_t phase) {
 void SparseSoup::report(State& state, int64_t phase, int64_t pruned, const CandidateMergeReport* merge) const {
   if (state.comm->rank() != 0) return;
   int64_t zeros = 0, total = 0;
-  std::ostringstream layers;
+  nlohmann::json layers = nlohmann::json::object();
   std::printf("\n");
   if (merge) {
     std::printf("sparse_soup: phase %lld/%lld done, soup of %zu of %lld candidates", static_cast<long long>(phase),
@@ -171,23 +176,21 @@ void SparseSoup::report(State& state, int64_t phase, int64_t pruned, const Candi
     zeros += z, total += n;
     std::printf("  %-32s %10lld %10lld %9.4f\n", weights_[i].first.c_str(), static_cast<long long>(n),
                 static_cast<long long>(z), static_cast<double>(z) / static_cast<double>(n));
-    layers << (i ? "," : "") << "\"" << weights_[i].first << "\":" << static_cast<double>(z) / static_cast<double>(n);
+    layers[weights_[i].first] = static_cast<double>(z) / static_cast<double>(n);
   }
   const double global = static_cast<double>(zeros) / static_cast<double>(total);
   std::printf("  %-32s %10lld %10lld %9.4f\n", "all", static_cast<long long>(total), static_cast<long long>(zeros), global);
   std::fflush(stdout);
-  std::ofstream js(fs::path(state.run_dir) / "sparse_soup.jsonl", std::ios::app);
-  js << "{\"event\":\"" << (merge ? "merged" : "pruned") << "\",\"phase\":" << phase << ",\"step\":" << state.step
-     << ",\"zeros\":" << zeros << ",\"weights\":" << total << ",\"sparsity\":" << global;
-  if (!merge) js << ",\"pruned\":" << pruned;
+  nlohmann::json event = {{"event", merge ? "merged" : "pruned"}, {"phase", phase},   {"step", state.step},
+                          {"zeros", zeros},                      {"weights", total}, {"sparsity", global}};
   if (merge) {
-    js << ",\"kept\":[";
-    for (size_t k = 0; k < merge->kept.size(); ++k) js << (k ? "," : "") << merge->kept[k];
-    js << "],\"val_acc\":[";
-    for (size_t k = 0; k < merge->individual.size(); ++k) js << (k ? "," : "") << merge->individual[k];
-    js << "]";
+    event["kept"] = merge->kept;
+    event["val_acc"] = merge->individual;
+  } else {
+    event["pruned"] = pruned;
   }
-  js << ",\"layers\":{" << layers.str() << "}}\n";
+  event["layers"] = std::move(layers);
+  state.reporter->append_json_line("sparse_soup.jsonl", event);
 }
 
 void SparseSoup::save(TensorMap& out) const {

@@ -19,9 +19,9 @@
 
 namespace oodt {
 
-// The weights pruning applies to: the weights of conv and linear layers (every QConv2d and
-// QLinear, in registration order). Biases, normalisation parameters and embeddings are never
-// pruned.
+// The weights pruning applies to: the weights of conv and linear layers (weight_layers in
+// core/models/layers.h, registration order). Biases, normalisation parameters and embeddings
+// are never pruned.
 std::vector<std::pair<std::string, at::Tensor>> prunable_weights(torch::nn::Module& module);
 
 // The fraction of the remaining weights each of `phases` phases removes to reach `sparsity`.
@@ -45,30 +45,34 @@ struct SparseSoupOptions {
   double warmup = 0.1;     // fraction of each phase
   int64_t group_size = 1;  // ranks per candidate: m = ranks / group_size candidates
   CandidateMerge merge;    // uniform | greedy, with BN recalibration on 20% of an epoch
+  static SparseSoupOptions from_config(ConfigReader& cfg);
 };
 
-class SparseSoup final : public Algorithm {
+class SparseSoup final : public Algorithm, public AveragingOwner {
  public:
-  explicit SparseSoup(SparseSoupOptions o) : o_(o) {}
-  PhaseSet hooks() const override {
-    return phases({Phase::FitStart, Phase::BeforeForward, Phase::AfterBackward, Phase::BeforeOptimizerStep,
-                   Phase::AfterOptimizerStep, Phase::Evaluation});
-  }
-  void run(Phase phase, State& state) override;
-  bool owns_averaging() const override { return true; }
-  std::unique_ptr<AveragingStrategy> make_averaging() override;
-  std::vector<std::string> claims() const override { return {"learning_rate"}; }
+  static constexpr const char* kName = "sparse_soup";
+  static constexpr const char* kSummary =
+      "averaging+step: IMP phases to sparsity s, m candidates per phase merged into a soup (Zimmer et al. 2024)";
+  using Options = SparseSoupOptions;
+
+  explicit SparseSoup(Options o);
+  void hooks(HookTable& table) override;
+  std::shared_ptr<AveragingStrategy> averaging() override { return groups_; }
+  std::vector<Claim> claims() const override { return {Claim::LearningRate}; }
+  // The gradients of pruned weights are zeroed after backward.
+  Capabilities capabilities() const override { return Capabilities::rewriting_gradients(); }
   void save(TensorMap& out) const override;
   void load(const TensorMap& in) override;
 
  private:
+  void fit_start(State& state);
   void start_phase(State& state, int64_t phase);
   void merge(State& state, int64_t phase);
   void apply_mask() const;
   void report(State& state, int64_t phase, int64_t pruned, const CandidateMergeReport* merge) const;
 
-  SparseSoupOptions o_;
-  CandidateGroups* groups_ = nullptr;  // owned by the trainer
+  Options o_;
+  std::shared_ptr<CandidateGroups> groups_;  // shared with the trainer
   int64_t phase_steps_ = 0;
   std::vector<std::pair<std::string, at::Tensor>> weights_;
   std::vector<at::Tensor> masks_;  // [weights_], same dtype as the weight

@@ -1,77 +1,47 @@
 #pragma once
-// Self-attention written once, dense or stochastically subsampled (SSA, Hussain et al. KDD
-// 2023, arXiv 2306.01705): in training, each layer and step keeps a subset of key/value
-// positions, every query attends only to its kept set (softmax renormalised over it), and K
-// and V are gathered at the kept positions, so the cost is N x |S| instead of N x N.
+// Self-attention, written once for every transformer of the zoo. The attention itself
+// (softmax(q k^T / sqrt(d)) v) is a parameter-free kernel module in a slot of the attention
+// layer, so a plugin replaces how tokens attend (e.g. to a subsample of the keys) in every
+// model by swapping kernels, whatever projections surround them.
 #include <cstdint>
-#include <vector>
 
-#include "core/models/quant.h"
-#include "core/torch_fwd.h"
+#include "core/models/layers.h"
 
 namespace oodt {
-
-enum class KeyPattern { Uniform, Local };
-
-struct SsaOptions {
-  bool train = false;    // subsample in training forward passes
-  bool eval = false;     // subsample in eval forward passes (self-ensemble)
-  int64_t ratio = 4;     // r: keep about N / r keys
-  KeyPattern pattern = KeyPattern::Uniform;
-  int64_t block = 16;    // Local: tokens per block
-};
-
-// Queries [begin, end) attend to the sorted key positions `keys` (int64).
-struct KeepSet {
-  int64_t begin = 0, end = 0;
-  at::Tensor keys;
-};
-
-// Draws the kept keys for one layer and step from the current generator.
-//  Uniform: one set of ceil(N / r) positions shared by all queries.
-//  Local:   per query block b, blocks b-1..b+1 always, and farther blocks at distance d with
-//           probability min(1, c / d), c chosen so that on average about N / r keys are kept.
-//           With a causal mask only blocks up to b are candidates.
-std::vector<KeepSet> sample_keep_sets(int64_t n, const SsaOptions& o, bool causal);
 
 // softmax(q k^T / sqrt(d) + mask) v for q, k, v [B, H, N, d]; `allowed` is an optional [N, N]
 // bool mask (false = -inf); `causal` also masks keys after the query.
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed,
                            bool causal);
 
-// Attention of each query over its kept set only, gathering K and V at the kept positions.
-// With `causal`, kept keys after the query are masked and the query's own position is always
-// attended (so no query has an empty set). Equal to dense_attention with -inf on every dropped
-// key (see allowed_mask).
-at::Tensor subsampled_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                const std::vector<KeepSet>& sets, bool causal);
+// The kernel: dense attention, optionally causal. Subclasses change which keys a query sees.
+class AttentionKernelImpl : public torch::nn::Module {
+ public:
+  explicit AttentionKernelImpl(bool causal_) : causal(causal_) {}
+  virtual at::Tensor forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+  bool causal;
+};
 
-// The [N, N] mask subsampled_attention is equivalent to (the test oracle).
-at::Tensor allowed_mask(int64_t n, const std::vector<KeepSet>& sets, bool causal);
-
-// Multi-head self-attention over x [B, N, D].
-class AttentionImpl : public torch::nn::Module {
+// Multi-head self-attention over x [B, N, D]: qkv projection, kernel, output projection.
+class AttentionImpl : public Block {
  public:
   AttentionImpl(int64_t dim, int64_t heads, bool causal);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x) override;
 
   int64_t heads;
-  bool causal;
-  SsaOptions ssa;
-  QLinear qkv{nullptr}, proj{nullptr};
+  Slot<LinearImpl> qkv, proj;
+  Slot<AttentionKernelImpl> kernel;
 };
-TORCH_MODULE(Attention);
 
-// Pre-norm transformer block: x + attn(ln1(x)), then x + mlp(ln2(x)) with a GELU MLP.
-class TransformerBlockImpl : public torch::nn::Module {
+// Pre-norm transformer block: x + attn(ln1(x)), then x + fc2(gelu(fc1(ln2(x)))).
+class TransformerBlockImpl : public Block {
  public:
   TransformerBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool causal);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x) override;
 
-  torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
-  Attention attn{nullptr};
-  QLinear fc1{nullptr}, fc2{nullptr};
+  Slot<LayerNormImpl> ln1, ln2;
+  Slot<AttentionImpl> attn;
+  Slot<LinearImpl> fc1, fc2;
 };
-TORCH_MODULE(TransformerBlock);
 
 }  // namespace oodt

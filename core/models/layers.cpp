@@ -1,46 +1,57 @@
 #include "core/models/layers.h"
 
+#include <cmath>
+
+#include <torch/nn/init.h>
+
 #include "core/error.h"
 
 namespace oodt {
+namespace {
 
-at::Tensor multi_sample_logits(const at::Tensor& h, const at::Tensor& masks, const at::Tensor& weight,
-                               const at::Tensor& bias) {
-  OODT_CHECK(masks.dim() == 3 && masks.size(1) == h.size(0) && masks.size(2) == h.size(1),
-             "masks must be [M, N, D] for features ", h.sizes(), ", got ", masks.sizes());
-  const at::Tensor dropped = (h.unsqueeze(0) * masks).reshape({-1, h.size(1)});
-  return at::linear(dropped, weight, bias);
-}
-
-HeadImpl::HeadImpl(int64_t features, int64_t classes, double p, bool signed_input) : dropout(p) {
-  fc = register_module("fc", QLinear(features, classes, signed_input));
-}
-
-at::Tensor HeadImpl::forward(const at::Tensor& h) {
-  if (!is_training() || (dropout == 0.0 && samples == 1)) return fc->forward(h);
-  const double keep = 1.0 - dropout;
-  const at::Tensor masks =
-      at::bernoulli(at::full({samples, h.size(0), h.size(1)}, keep, h.options())).div_(keep);
-  // With quantization the features are quantized before the dropout masks.
-  return multi_sample_logits(fc->quant.input_of(h), masks, fc->quant.weight_of(fc->weight), fc->bias);
-}
-
-at::Tensor ghost_batch_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                            at::Tensor& running_mean, at::Tensor& running_var, const GhostOptions& ghost,
-                            double momentum, double eps) {
-  const int64_t n = x.size(0);
-  const int64_t groups = (n + ghost.size - 1) / ghost.size;
-  const std::vector<at::Tensor> chunks = x.chunk(groups, 0);
-  const double m = ghost.stats == GhostStats::Scaled ? momentum / static_cast<double>(chunks.size()) : momentum;
-  std::vector<at::Tensor> out;
-  out.reserve(chunks.size());
-  for (const at::Tensor& c : chunks) {
-    OODT_CHECK(c.size(0) > 1, "ghost batch norm: a chunk of one sample has no variance (batch ", n,
-               ", ghost size ", ghost.size, ")");
-    out.push_back(at::batch_norm(c, weight, bias, running_mean, running_var, /*training=*/true, m, eps,
-                                 /*cudnn_enabled=*/true));
+// torch.nn's initialisation of conv and linear layers: kaiming_uniform_(a = sqrt(5)) for the
+// weight, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias, in that order.
+void torch_init(at::Tensor& weight, at::Tensor& bias) {
+  at::NoGradGuard no_grad;
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const int64_t fan_in = std::get<0>(torch::nn::init::_calculate_fan_in_and_fan_out(weight));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    torch::nn::init::uniform_(bias, -bound, bound);
   }
-  return at::cat(out, 0);
+}
+
+}  // namespace
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
+  OODT_CHECK(in > 0 && out > 0, "linear layer of ", in, " -> ", out, " features");
+  weight = register_parameter("weight", at::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", at::empty({out}));
+  torch_init(weight, bias);
+}
+
+LinearImpl::LinearImpl(const LinearImpl& base, Adopt)
+    : in_features(base.in_features), out_features(base.out_features) {
+  weight = register_parameter("weight", base.weight);
+  if (base.bias.defined()) bias = register_parameter("bias", base.bias);
+}
+
+Conv2dImpl::Conv2dImpl(const ConvOptions& o) : options(o) {
+  OODT_CHECK(o.in > 0 && o.out > 0 && o.kernel > 0 && o.groups > 0 && o.in % o.groups == 0 && o.out % o.groups == 0,
+             "conv layer ", o.in, " -> ", o.out, " channels, kernel ", o.kernel, ", groups ", o.groups);
+  weight = register_parameter("weight", at::empty({o.out, o.in / o.groups, o.kernel, o.kernel}));
+  if (o.bias) bias = register_parameter("bias", at::empty({o.out}));
+  torch_init(weight, bias);
+}
+
+Conv2dImpl::Conv2dImpl(const Conv2dImpl& base, Adopt) : options(base.options) {
+  weight = register_parameter("weight", base.weight);
+  if (base.bias.defined()) bias = register_parameter("bias", base.bias);
+}
+
+at::Tensor Conv2dImpl::conv(const at::Tensor& x, const at::Tensor& w) const {
+  return at::conv2d(x, w, bias, {options.stride, options.stride}, {options.padding, options.padding}, {1, 1},
+                    options.groups);
 }
 
 BatchNormImpl::BatchNormImpl(int64_t features, double momentum_, double eps_) : momentum(momentum_), eps(eps_) {
@@ -51,16 +62,76 @@ BatchNormImpl::BatchNormImpl(int64_t features, double momentum_, double eps_) : 
   num_batches_tracked = register_buffer("num_batches_tracked", at::zeros({}, at::kLong));
 }
 
+BatchNormImpl::BatchNormImpl(const BatchNormImpl& base, Adopt) : momentum(base.momentum), eps(base.eps) {
+  weight = register_parameter("weight", base.weight);
+  bias = register_parameter("bias", base.bias);
+  running_mean = register_buffer("running_mean", base.running_mean);
+  running_var = register_buffer("running_var", base.running_var);
+  num_batches_tracked = register_buffer("num_batches_tracked", base.num_batches_tracked);
+  calibrated_ = base.calibrated_;
+}
+
 at::Tensor BatchNormImpl::forward(const at::Tensor& x) {
-  if (!is_training())
+  if (!is_training() && calibrated_ < 0)
     return at::batch_norm(x, weight, bias, running_mean, running_var, false, momentum, eps, true);
   {
     at::NoGradGuard no_grad;
     num_batches_tracked.add_(1);
   }
-  if (ghost.size > 0 && x.size(0) > ghost.size)
-    return ghost_batch_norm(x, weight, bias, running_mean, running_var, ghost, momentum, eps);
+  if (calibrated_ < 0) return train_forward(x);
+  // Momentum 1/(k+1) for the k-th batch: the running statistics are the plain mean over them.
+  ++calibrated_;
+  return at::batch_norm(x, weight, bias, running_mean, running_var, true, 1.0 / static_cast<double>(calibrated_), eps,
+                        true);
+}
+
+at::Tensor BatchNormImpl::train_forward(const at::Tensor& x) {
   return at::batch_norm(x, weight, bias, running_mean, running_var, true, momentum, eps, true);
+}
+
+FreezeBatchNormStatistics::FreezeBatchNormStatistics(torch::nn::Module& module) {
+  for_each_layer<BatchNormImpl>(module, [&](BatchNormImpl& bn) {
+    saved_.emplace_back(&bn, bn.momentum);
+    bn.momentum = 0.0;
+  });
+}
+
+FreezeBatchNormStatistics::~FreezeBatchNormStatistics() {
+  for (auto& [bn, m] : saved_) bn->momentum = m;
+}
+
+LayerNormImpl::LayerNormImpl(int64_t features, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", at::ones({features}));
+  bias = register_parameter("bias", at::zeros({features}));
+}
+
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) { return at::layer_norm(x, {weight.size(0)}, weight, bias, eps); }
+
+HeadImpl::HeadImpl(int64_t features, int64_t classes, double p) : dropout(p) {
+  OODT_CHECK(p >= 0 && p < 1, "head dropout ", p, " is not in [0, 1)");
+  bind(fc, "fc", std::make_shared<LinearImpl>(features, classes));
+}
+
+HeadImpl::HeadImpl(const HeadImpl& base, Adopt) : dropout(base.dropout) { adopt(fc, base.fc); }
+
+at::Tensor HeadImpl::dropout_masks(const at::Tensor& h, int64_t count) const {
+  const double keep = 1.0 - dropout;
+  return at::bernoulli(at::full({count, h.size(0), h.size(1)}, keep, h.options())).div_(keep);
+}
+
+at::Tensor HeadImpl::forward(const at::Tensor& h) {
+  if (!is_training() || dropout == 0.0) return fc->forward(h);
+  return fc->forward(h * dropout_masks(h, 1)[0]);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> weight_layers(torch::nn::Module& module) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& item : module.named_modules("", /*include_self=*/true)) {
+    const std::string prefix = item.key().empty() ? "" : item.key() + ".";
+    if (auto* l = dynamic_cast<LinearImpl*>(item.value().get())) out.emplace_back(prefix + "weight", l->weight);
+    else if (auto* c = dynamic_cast<Conv2dImpl*>(item.value().get())) out.emplace_back(prefix + "weight", c->weight);
+  }
+  return out;
 }
 
 }  // namespace oodt

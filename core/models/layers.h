@@ -1,60 +1,159 @@
 #pragma once
-// Layers of the model zoo that algorithm plugins reconfigure in place (so parameter names,
-// and therefore checkpoints, never change):
-//   Head       dropout + linear classifier; multi-sample dropout sets `samples`.
-//   BatchNorm  BatchNorm over dim 1 (1-d or 2-d inputs); ghost batch norm sets `ghost`.
-// Each delegates to a functional core that tests call directly.
+// The plain layers the model zoo is built from. Parameter and buffer names are torch.nn's
+// (`weight`, `bias`, `running_mean`, ...), initialisation is torch.nn's, and every layer that
+// a plugin may replace has an `Adopt` constructor for its replacement to take over its tensors
+// (and children) under the same names. The core keeps no algorithm's behaviour here: plugins
+// subclass these layers and swap them in (core/models/layer.h).
 #include <cstdint>
-#include <string>
+#include <vector>
 
-#include "core/models/quant.h"
-#include "core/torch_fwd.h"
+#include "core/models/layer.h"
 
 namespace oodt {
 
-// Logits of the head for M dropout masks: `masks` [M, N, D] already scaled by 1/(1-p);
-// returns [M*N, K], mask-major (rows m*N .. m*N+N-1 use mask m).
-at::Tensor multi_sample_logits(const at::Tensor& h, const at::Tensor& masks, const at::Tensor& weight,
-                               const at::Tensor& bias);
-
-class HeadImpl : public torch::nn::Module {
+class LinearImpl : public Layer {
  public:
-  // `signed_input`: the features can be negative (after a LayerNorm), for input quantization.
-  HeadImpl(int64_t features, int64_t classes, double dropout, bool signed_input = false);
-  // Eval: fc(h). Training: M = `samples` independent dropout masks over h, logits [M*N, K].
-  at::Tensor forward(const at::Tensor& h);
+  LinearImpl(int64_t in, int64_t out, bool bias = true);
+  at::Tensor forward(const at::Tensor& x) override { return at::linear(x, weight, bias); }
 
-  double dropout = 0.0;  // p
-  int64_t samples = 1;   // M
-  QLinear fc{nullptr};
+  int64_t in_features, out_features;
+  at::Tensor weight, bias;  // [out, in], [out] (bias undefined when off)
+
+ protected:
+  LinearImpl(const LinearImpl& base, Adopt);
 };
-TORCH_MODULE(Head);
+using Linear = std::shared_ptr<LinearImpl>;
 
-enum class GhostStats { PerChunk, Scaled };
-
-struct GhostOptions {
-  int64_t size = 0;  // g: samples per ghost batch; 0 = ordinary batch norm
-  GhostStats stats = GhostStats::PerChunk;
+struct ConvOptions {
+  int64_t in = 0, out = 0, kernel = 1;
+  int64_t stride = 1, padding = 0, groups = 1;
+  bool bias = true;
+  ConvOptions(int64_t in_, int64_t out_, int64_t kernel_) : in(in_), out(out_), kernel(kernel_) {}
+  ConvOptions& with_stride(int64_t s) { return stride = s, *this; }
+  ConvOptions& with_padding(int64_t p) { return padding = p, *this; }
+  ConvOptions& with_groups(int64_t g) { return groups = g, *this; }
+  ConvOptions& with_bias(bool b) { return bias = b, *this; }
 };
 
-// Ghost batch norm in training mode: x is split with torch.chunk semantics into
-// ceil(N / g) chunks, each normalised with its own mean and biased variance (gradients flow
-// through each chunk's statistics); running statistics get one EMA update per chunk, in order,
-// with `momentum` (PerChunk) or momentum / chunks (Scaled), using the unbiased chunk variance.
-at::Tensor ghost_batch_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                            at::Tensor& running_mean, at::Tensor& running_var, const GhostOptions& ghost,
-                            double momentum, double eps);
+class Conv2dImpl : public Layer {
+ public:
+  explicit Conv2dImpl(const ConvOptions& options);
+  at::Tensor forward(const at::Tensor& x) override { return conv(x, weight); }
 
-class BatchNormImpl : public torch::nn::Module {
+  ConvOptions options;
+  at::Tensor weight, bias;  // [out, in / groups, k, k], [out]
+
+ protected:
+  Conv2dImpl(const Conv2dImpl& base, Adopt);
+  // The convolution of x with weights w (and this layer's bias, stride, padding, groups).
+  at::Tensor conv(const at::Tensor& x, const at::Tensor& w) const;
+};
+using Conv2d = std::shared_ptr<Conv2dImpl>;
+
+// Batch normalisation over dim 1 (inputs [N, C] or [N, C, H, W]), torch.nn.BatchNorm*d's maths.
+//  eval:        the running statistics;
+//  training:    train_forward(): the batch's statistics, running statistics updated by EMA
+//               with `momentum` (subclasses change how, e.g. per chunk of the batch);
+//  calibrating: (set_calibrating) the whole batch's statistics whatever the subclass, and the
+//               running statistics become the exact mean over the batches seen since
+//               calibration began: what re-estimating statistics after merging weights needs.
+class BatchNormImpl : public Layer {
  public:
   explicit BatchNormImpl(int64_t features, double momentum = 0.1, double eps = 1e-5);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x) final;
+  void set_calibrating(bool on) { calibrated_ = on ? 0 : -1; }
 
   // Same names as torch.nn.BatchNorm*d.
   at::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double momentum, eps;
-  GhostOptions ghost;
+
+ protected:
+  BatchNormImpl(const BatchNormImpl& base, Adopt);
+  virtual at::Tensor train_forward(const at::Tensor& x);
+
+ private:
+  int64_t calibrated_ = -1;  // batches seen while calibrating; -1: not calibrating
 };
-TORCH_MODULE(BatchNorm);
+using BatchNorm = std::shared_ptr<BatchNormImpl>;
+
+// While alive, every BatchNorm layer of `module` keeps its running statistics (momentum 0):
+// for extra forward passes that must not count as data seen (a second pass, an
+// initialisation). The layers still count the batch in num_batches_tracked.
+class FreezeBatchNormStatistics {
+ public:
+  explicit FreezeBatchNormStatistics(torch::nn::Module& module);
+  ~FreezeBatchNormStatistics();
+  FreezeBatchNormStatistics(const FreezeBatchNormStatistics&) = delete;
+  FreezeBatchNormStatistics& operator=(const FreezeBatchNormStatistics&) = delete;
+
+ private:
+  std::vector<std::pair<BatchNormImpl*, double>> saved_;  // layer, its momentum
+};
+
+class LayerNormImpl : public Layer {
+ public:
+  explicit LayerNormImpl(int64_t features, double eps = 1e-5);
+  at::Tensor forward(const at::Tensor& x) override;
+  at::Tensor weight, bias;
+  double eps;
+};
+using LayerNorm = std::shared_ptr<LayerNormImpl>;
+
+// Dropout + linear classifier: the part of every model that fine-tuning replaces and WiSE-FT
+// and soups address as `head.fc`. Training: fc(h * mask), mask ~ Bernoulli(1 - p) / (1 - p).
+class HeadImpl : public Block {
+ public:
+  HeadImpl(int64_t features, int64_t classes, double dropout);
+  at::Tensor forward(const at::Tensor& h) override;
+
+  double dropout;  // p
+  Slot<LinearImpl> fc;
+
+ protected:
+  HeadImpl(const HeadImpl& base, Adopt);
+  // `count` independent dropout masks for features h [N, D], drawn from the current
+  // generator: [count, N, D], already scaled by 1 / (1 - p).
+  at::Tensor dropout_masks(const at::Tensor& h, int64_t count) const;
+};
+using Head = std::shared_ptr<HeadImpl>;
+
+// Parameter-free layers.
+class ReLUImpl final : public Layer {
+ public:
+  at::Tensor forward(const at::Tensor& x) override { return at::relu(x); }
+};
+class GELUImpl final : public Layer {
+ public:
+  at::Tensor forward(const at::Tensor& x) override { return at::gelu(x); }
+};
+class MaxPool2dImpl final : public Layer {
+ public:
+  explicit MaxPool2dImpl(int64_t kernel) : kernel_(kernel) {}
+  at::Tensor forward(const at::Tensor& x) override { return at::max_pool2d(x, {kernel_, kernel_}, {kernel_, kernel_}); }
+
+ private:
+  int64_t kernel_;
+};
+// Mean over the spatial dimensions: [N, C, H, W] -> [N, C, 1, 1].
+class AvgPoolImpl final : public Layer {
+ public:
+  at::Tensor forward(const at::Tensor& x) override { return at::adaptive_avg_pool2d(x, {1, 1}); }
+};
+class FlattenImpl final : public Layer {
+ public:
+  at::Tensor forward(const at::Tensor& x) override { return x.flatten(1); }
+};
+class DropoutImpl final : public Layer {
+ public:
+  explicit DropoutImpl(double p) : p_(p) {}
+  at::Tensor forward(const at::Tensor& x) override { return at::dropout(x, p_, is_training()); }
+
+ private:
+  double p_;
+};
+
+// The weights of every Linear and Conv2d layer in `module`, in registration order, named by
+// module path (`<path>.weight`): the first is the model's first layer, the last its classifier.
+std::vector<std::pair<std::string, at::Tensor>> weight_layers(torch::nn::Module& module);
 
 }  // namespace oodt

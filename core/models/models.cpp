@@ -4,21 +4,10 @@
 #include "core/error.h"
 
 namespace oodt {
-namespace nn = torch::nn;
 
-Model::Model(std::string kind, Stack trunk_, Head head_) : kind_(std::move(kind)) {
-  trunk = register_module("trunk", trunk_);
-  head = register_module("head", head_);
-}
-
-at::Tensor Model::forward(const at::Tensor& x) {
-  if (is_training() || eval_passes <= 1) return head->forward(trunk->forward(x));
-  at::Tensor probs;
-  for (int64_t e = 0; e < eval_passes; ++e) {
-    const at::Tensor p = at::softmax(head->forward(trunk->forward(x)), -1);
-    probs = probs.defined() ? probs + p : p;
-  }
-  return probs.div_(static_cast<double>(eval_passes)).log_();
+Model::Model(std::string kind, std::shared_ptr<Layer> trunk_, Head head_) : kind_(std::move(kind)) {
+  bind(trunk, "trunk", std::move(trunk_));
+  bind(head, "head", std::move(head_));
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Model::named_state() const {
@@ -30,7 +19,9 @@ std::vector<std::pair<std::string, at::Tensor>> Model::named_state() const {
 
 namespace {
 
-Head make_head(int64_t features, int64_t classes, double dropout) { return Head(features, classes, dropout); }
+Head make_head(int64_t features, int64_t classes, double dropout) {
+  return std::make_shared<HeadImpl>(features, classes, dropout);
+}
 
 int64_t product(const std::vector<int64_t>& v) {
   int64_t p = 1;
@@ -46,25 +37,25 @@ std::shared_ptr<Model> build_mlp(ConfigReader& cfg, const ModelShape& shape) {
   cfg.check(!hidden.empty(), "hidden", "needs at least one hidden layer");
   for (auto h : hidden) cfg.check(h > 0, "hidden", "layer sizes must be positive");
   cfg.check(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
-  Stack trunk;
-  trunk->push_back("flatten", nn::Flatten());
+  Stack trunk = make_stack();
+  trunk->push_back("flatten", std::make_shared<FlattenImpl>());
   int64_t in = product(shape.input);
   for (size_t i = 0; i < hidden.size(); ++i) {
     const std::string s = std::to_string(i);
-    trunk->push_back("fc" + s, QLinear(in, hidden[i]));
-    if (bn) trunk->push_back("bn" + s, BatchNorm(hidden[i]));
-    trunk->push_back("relu" + s, nn::ReLU());
-    if (dropout > 0 && i + 1 < hidden.size()) trunk->push_back("drop" + s, nn::Dropout(nn::DropoutOptions(dropout)));
+    trunk->push_back("fc" + s, std::make_shared<LinearImpl>(in, hidden[i]));
+    if (bn) trunk->push_back("bn" + s, std::make_shared<BatchNormImpl>(hidden[i]));
+    trunk->push_back("relu" + s, std::make_shared<ReLUImpl>());
+    if (dropout > 0 && i + 1 < hidden.size()) trunk->push_back("drop" + s, std::make_shared<DropoutImpl>(dropout));
     in = hidden[i];
   }
   return std::make_shared<Model>("mlp", trunk, make_head(in, shape.num_classes, dropout));
 }
 
 Stack conv_bn_relu(int64_t in, int64_t out, int64_t stride) {
-  Stack s;
-  s->push_back("conv", QConv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
-  s->push_back("bn", BatchNorm(out));
-  s->push_back("relu", nn::ReLU());
+  Stack s = make_stack();
+  s->push_back("conv", std::make_shared<Conv2dImpl>(ConvOptions(in, out, 3).with_stride(stride).with_padding(1).with_bias(false)));
+  s->push_back("bn", std::make_shared<BatchNormImpl>(out));
+  s->push_back("relu", std::make_shared<ReLUImpl>());
   return s;
 }
 
@@ -75,43 +66,43 @@ std::shared_ptr<Model> build_cnn(ConfigReader& cfg, const ModelShape& shape) {
   cfg.check(!channels.empty(), "channels", "needs at least one block");
   for (auto c : channels) cfg.check(c > 0, "channels", "channel counts must be positive");
   cfg.check(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
-  Stack trunk;
+  Stack trunk = make_stack();
   int64_t in = shape.input.at(0);
   for (size_t i = 0; i < channels.size(); ++i) {
     Stack block = conv_bn_relu(in, channels[i], 1);
-    block->push_back("pool", nn::MaxPool2d(nn::MaxPool2dOptions(2)));
+    block->push_back("pool", std::make_shared<MaxPool2dImpl>(2));
     trunk->push_back("block" + std::to_string(i), block);
     in = channels[i];
   }
-  trunk->push_back("pool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions(1)));
-  trunk->push_back("flatten", nn::Flatten());
+  trunk->push_back("pool", std::make_shared<AvgPoolImpl>());
+  trunk->push_back("flatten", std::make_shared<FlattenImpl>());
   return std::make_shared<Model>("cnn", trunk, make_head(in, shape.num_classes, dropout));
 }
 
 // ResNet basic block: conv-BN-ReLU-conv-BN plus a (projected) shortcut, then ReLU.
-class BasicBlockImpl : public nn::Module {
+class BasicBlockImpl final : public Block {
  public:
   BasicBlockImpl(int64_t in, int64_t out, int64_t stride) {
-    conv1 = register_module("conv1", QConv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
-    bn1 = register_module("bn1", BatchNorm(out));
-    conv2 = register_module("conv2", QConv2d(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
-    bn2 = register_module("bn2", BatchNorm(out));
+    bind(conv1, "conv1", std::make_shared<Conv2dImpl>(ConvOptions(in, out, 3).with_stride(stride).with_padding(1).with_bias(false)));
+    bind(bn1, "bn1", std::make_shared<BatchNormImpl>(out));
+    bind(conv2, "conv2", std::make_shared<Conv2dImpl>(ConvOptions(out, out, 3).with_padding(1).with_bias(false)));
+    bind(bn2, "bn2", std::make_shared<BatchNormImpl>(out));
     if (stride != 1 || in != out) {
-      shortcut = register_module("shortcut", Stack());
-      shortcut->push_back("conv", QConv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
-      shortcut->push_back("bn", BatchNorm(out));
+      Stack s = make_stack();
+      s->push_back("conv", std::make_shared<Conv2dImpl>(ConvOptions(in, out, 1).with_stride(stride).with_bias(false)));
+      s->push_back("bn", std::make_shared<BatchNormImpl>(out));
+      bind(shortcut, "shortcut", s);
     }
   }
-  at::Tensor forward(const at::Tensor& x) {
+  at::Tensor forward(const at::Tensor& x) override {
     at::Tensor y = at::relu(bn1->forward(conv1->forward(x)));
     y = bn2->forward(conv2->forward(y));
     return at::relu(y + (shortcut ? shortcut->forward(x) : x));
   }
-  QConv2d conv1{nullptr}, conv2{nullptr};
-  BatchNorm bn1{nullptr}, bn2{nullptr};
-  Stack shortcut{nullptr};
+  Slot<Conv2dImpl> conv1, conv2;
+  Slot<BatchNormImpl> bn1, bn2;
+  Slot<StackImpl> shortcut;
 };
-TORCH_MODULE(BasicBlock);
 
 // resnet18, CIFAR-style: 3x3 stem without max-pool, four stages of two basic blocks.
 std::shared_ptr<Model> build_resnet18(ConfigReader& cfg, const ModelShape& shape) {
@@ -119,19 +110,19 @@ std::shared_ptr<Model> build_resnet18(ConfigReader& cfg, const ModelShape& shape
   const double dropout = cfg.get<double>("dropout", 0.0);
   cfg.check(width > 0, "width", "must be positive");
   cfg.check(dropout >= 0 && dropout < 1, "dropout", "must be in [0, 1)");
-  Stack trunk;
+  Stack trunk = make_stack();
   trunk->push_back("stem", conv_bn_relu(shape.input.at(0), width, 1));
   int64_t in = width;
   for (int stage = 0; stage < 4; ++stage) {
     const int64_t out = width << stage;
-    Stack layer;
-    layer->push_back("0", BasicBlock(in, out, stage == 0 ? 1 : 2));
-    layer->push_back("1", BasicBlock(out, out, 1));
+    Stack layer = make_stack();
+    layer->push_back("0", std::make_shared<BasicBlockImpl>(in, out, stage == 0 ? 1 : 2));
+    layer->push_back("1", std::make_shared<BasicBlockImpl>(out, out, 1));
     trunk->push_back("layer" + std::to_string(stage + 1), layer);
     in = out;
   }
-  trunk->push_back("pool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions(1)));
-  trunk->push_back("flatten", nn::Flatten());
+  trunk->push_back("pool", std::make_shared<AvgPoolImpl>());
+  trunk->push_back("flatten", std::make_shared<FlattenImpl>());
   return std::make_shared<Model>("resnet18", trunk, make_head(in, shape.num_classes, dropout));
 }
 

@@ -23,11 +23,11 @@ TEST(LabelSmoothing, MatchesTorchCrossEntropyWithLabelSmoothing) {
 }
 
 TEST(LabelSmoothing, PluginSmoothsTheStepBatch) {
-  LabelSmoothing ls(0.2);
+  LabelSmoothing ls(LabelSmoothingOptions{0.2});
   State s;
   s.num_classes = 4;
   s.batch.labels = at::tensor({1, 3}, at::kLong);
-  ls.run(Phase::BeforeLoss, s);
+  test::run_phase(ls, Phase::BeforeLoss, s);
   const at::Tensor want = at::tensor({0.05f, 0.85f, 0.05f, 0.05f, 0.05f, 0.05f, 0.05f, 0.85f}).reshape({2, 4});
   EXPECT_LT(test::max_abs_diff(s.batch.soft_targets, want), 1e-7);
 }
@@ -58,13 +58,13 @@ INSTANTIATE_TEST_SUITE_P(Torch, MixupGolden, ::testing::Values("plain", "smoothe
 
 TEST(Mixup, DrawsDifferPerStepAndRepeatPerSeed) {
   auto draw = [](uint64_t seed) {
-    Mixup m(0.4);
+    Mixup m(MixupOptions{0.4});
     State s;
     s.num_classes = 3;
     s.batch.inputs = at::arange(8, at::kFloat).reshape({8, 1});
     s.batch.labels = at::zeros({8}, at::kLong);
     at::manual_seed(seed);
-    m.run(Phase::BeforeForward, s);
+    test::run_phase(m, Phase::BeforeForward, s);
     return std::make_pair(m.last_lambda(), s.batch.inputs.clone());
   };
   const auto a = draw(1), b = draw(1), c = draw(2);

@@ -22,7 +22,7 @@ namespace {
 
 // Samples in memory, with a training pool (one domain per client) and a batch of the whole
 // pool for the data-parallel baseline.
-class PoolData final : public DataSource {
+class PoolData final : public DataSource, public PooledSource {
  public:
   PoolData(at::Tensor x, at::Tensor y, at::Tensor d, int64_t batch) : x_(x), y_(y), d_(d), batch_(batch) {
     for (int64_t i = 0; i < y.size(0); ++i) {
@@ -37,8 +37,6 @@ class PoolData final : public DataSource {
   Batch train_batch(int64_t) override { return read_pool(all()); }
   int64_t epoch_of(int64_t) const override { return 0; }
   int64_t steps_per_epoch() const override { return 1; }
-  void reshard(uint64_t, int, int) override {}
-  void share_evaluation(int, int) override {}
   const TrainPool& train_pool() override { return pool_; }
   Batch read_pool(const std::vector<int64_t>& positions) override {
     const at::Tensor idx = at::tensor(positions, at::kLong);
@@ -50,6 +48,11 @@ class PoolData final : public DataSource {
   }
   std::vector<EvalSplit> eval_splits() const override { return {}; }
   void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>&) override {}
+
+ protected:
+  void* find_interface(const std::type_info& t) override {
+    return t == typeid(PooledSource) ? static_cast<PooledSource*>(this) : nullptr;
+  }
 
  private:
   std::vector<int64_t> all() const {

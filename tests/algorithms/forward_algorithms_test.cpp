@@ -4,6 +4,7 @@
 
 #include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
 #include "algorithms/multi_sample_dropout/multi_sample_dropout.h"
+#include "core/config.h"
 #include "core/h5.h"
 #include "core/models/model.h"
 #include "core/registry.h"
@@ -26,7 +27,7 @@ TEST(MultiSampleDropout, LossAndGradientsMatchExplicitMasks) {
   const int64_t m = masks.size(0);
   const at::Tensor logits = multi_sample_logits(h, masks, W, b);
   ASSERT_EQ(logits.size(0), m * h.size(0));
-  repeat_targets(batch, m);
+  // M*N rows for N targets: the loss scores every row against its input's target.
   const at::Tensor loss = classification_loss(logits, batch);
   loss.backward();
   const double want = f.read(g + "loss").item<double>();
@@ -52,23 +53,29 @@ std::shared_ptr<Model> cnn(double dropout) {
   return build_model(cfg, ModelShape{{1, 8, 8}, 5});
 }
 
-TEST(MultiSampleDropout, PluginRepeatsTheHeadAndRestoresTargets) {
+TEST(MultiSampleDropout, PluginSwapsTheHeadUnderTheSameNames) {
   auto model = cnn(0.5);
-  MultiSampleDropout msd(3);
+  std::vector<std::string> names;
+  for (const auto& [k, v] : model->named_state()) names.push_back(k);
+  const at::Tensor fc = model->head->fc->weight;
+  MultiSampleDropout msd(MultiSampleDropoutOptions{3});
   State s;
   s.model = model.get();
-  msd.run(Phase::FitStart, s);
+  msd.prepare_model(s);
+  ASSERT_NE(dynamic_cast<MultiSampleHeadImpl*>(model->head.get().get()), nullptr);
+  std::vector<std::string> after;
+  for (const auto& [k, v] : model->named_state()) after.push_back(k);
+  EXPECT_EQ(after, names);
+  EXPECT_TRUE(model->head->fc->weight.is_same(fc));  // the same parameter, not a copy
   s.batch.inputs = at::randn({4, 1, 8, 8});
   s.batch.labels = at::tensor({0, 1, 2, 3}, at::kLong);
-  s.batch.domains = at::zeros({4}, at::kLong);
   model->train();
   s.outputs = model->forward(s.batch.inputs);
   EXPECT_EQ(s.outputs.sizes(), (std::vector<int64_t>{12, 5}));
-  msd.run(Phase::BeforeLoss, s);
-  EXPECT_TRUE(at::equal(s.batch.labels, at::tensor({0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3}, at::kLong)));
-  s.loss = classification_loss(s.outputs, s.batch);
-  msd.run(Phase::AfterLoss, s);
-  EXPECT_EQ(s.batch.labels.size(0), 4);
+  // The loss of M*N rows against N targets is the mean of the M per-mask losses.
+  double per_mask = 0;
+  for (int64_t k = 0; k < 3; ++k) per_mask += classification_loss(s.outputs.narrow(0, 4 * k, 4), s.batch).item<double>();
+  EXPECT_NEAR(classification_loss(s.outputs, s.batch).item<double>(), per_mask / 3, 1e-6);
   // The masks differ: the three copies give different logits.
   EXPECT_FALSE(at::allclose(s.outputs.narrow(0, 0, 4), s.outputs.narrow(0, 4, 4)));
   // Eval: one head call, no dropout.
@@ -78,10 +85,10 @@ TEST(MultiSampleDropout, PluginRepeatsTheHeadAndRestoresTargets) {
 
 TEST(MultiSampleDropout, RefusesAHeadWithoutDropout) {
   auto model = cnn(0.0);
-  MultiSampleDropout msd(8);
+  MultiSampleDropout msd(MultiSampleDropoutOptions{8});
   State s;
   s.model = model.get();
-  EXPECT_THROW(msd.run(Phase::FitStart, s), ConfigError);
+  EXPECT_THROW(msd.prepare_model(s), ConfigError);
 }
 
 class GhostGolden : public ::testing::TestWithParam<std::string> {};
@@ -90,18 +97,18 @@ TEST_P(GhostGolden, OutputsGradientsAndRunningStatsMatch) {
   const h5::File f = h5::File::open(test::fixture("golden.h5"));
   const std::string g = "/ghost_batch_norm/" + GetParam() + "/";
   const at::Tensor x = flt(f, g + "x").set_requires_grad(true);
-  BatchNorm bn(x.size(1));
+  BatchNormImpl plain(x.size(1));
   {
     at::NoGradGuard no_grad;
-    bn->weight.copy_(flt(f, g + "weight"));
-    bn->bias.copy_(flt(f, g + "bias"));
-    bn->running_mean.copy_(flt(f, g + "running_mean0"));
-    bn->running_var.copy_(flt(f, g + "running_var0"));
+    plain.weight.copy_(flt(f, g + "weight"));
+    plain.bias.copy_(flt(f, g + "bias"));
+    plain.running_mean.copy_(flt(f, g + "running_mean0"));
+    plain.running_var.copy_(flt(f, g + "running_var0"));
   }
   GhostOptions o;
   o.size = f.attr_int("/ghost_batch_norm/" + GetParam(), "ghost_size");
   o.stats = GetParam().find("scaled") != std::string::npos ? GhostStats::Scaled : GhostStats::PerChunk;
-  bn->ghost = o;
+  auto bn = std::make_shared<GhostBatchNormImpl>(plain, o);
   bn->train();
   const at::Tensor y = bn->forward(x);
   (y * flt(f, g + "R")).sum().backward();
@@ -118,8 +125,9 @@ INSTANTIATE_TEST_SUITE_P(HandWritten, GhostGolden,
                                            "linear_even_scaled"));
 
 TEST(GhostBatchNorm, EvalUsesRunningStatisticsForAnyBatchSize) {
-  BatchNorm bn(3);
-  bn->ghost.size = 4;
+  GhostOptions o;
+  o.size = 4;
+  auto bn = std::make_shared<GhostBatchNormImpl>(BatchNormImpl(3), o);
   {
     at::NoGradGuard no_grad;
     bn->running_mean.copy_(at::tensor({1.0f, -1.0f, 0.5f}));
@@ -131,31 +139,58 @@ TEST(GhostBatchNorm, EvalUsesRunningStatisticsForAnyBatchSize) {
   EXPECT_LT(test::max_abs_diff(bn->forward(x), want), 1e-6);
 }
 
-TEST(GhostBatchNorm, PluginConfiguresEveryBatchNormAndChecksTheBatch) {
+TEST(GhostBatchNorm, PluginSwapsEveryBatchNormAndChecksTheBatch) {
   auto model = cnn(0.1);
+  const at::Tensor bias = model->named_state()[2].second;  // trunk.block0.bn.bias
   Registry r;
   register_builtins(r);
   auto algos = r.build(YAML::Load("[{ghost_batch_norm: {size: 8, running_stats: scaled}}]"), nullptr);
+  algos[0]->set_name("ghost_batch_norm");
   State s;
   s.model = model.get();
-  s.batch_size = 32;
-  algos[0]->run(Phase::FitStart, s);
-  int64_t ghost = 0;
-  for (const auto& m : model->modules()) {
-    if (auto* bn = dynamic_cast<BatchNormImpl*>(m.get())) {
-      EXPECT_EQ(bn->ghost.size, 8);
-      EXPECT_EQ(bn->ghost.stats, GhostStats::Scaled);
-      ++ghost;
-    }
-  }
-  EXPECT_EQ(ghost, 2);
   s.batch_size = 4;
   try {
-    algos[0]->run(Phase::FitStart, s);
+    algos[0]->prepare_model(s);
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("exceeds the per-rank batch"), std::string::npos) << e.what();
   }
+  s.batch_size = 32;
+  algos[0]->prepare_model(s);
+  int64_t ghost = 0, plain = 0;
+  for (const auto& m : model->modules()) {
+    if (auto* bn = dynamic_cast<GhostBatchNormImpl*>(m.get())) {
+      EXPECT_EQ(bn->ghost.size, 8);
+      EXPECT_EQ(bn->ghost.stats, GhostStats::Scaled);
+      ++ghost;
+    } else if (dynamic_cast<BatchNormImpl*>(m.get())) {
+      ++plain;
+    }
+  }
+  EXPECT_EQ(ghost, 2);
+  EXPECT_EQ(plain, 0);
+  EXPECT_TRUE(model->named_state()[2].second.is_same(bias));  // the same tensors under the same names
+}
+
+TEST(GhostBatchNorm, CalibrationUsesWholeBatches) {
+  // An 8 x 2 batch whose two ghost chunks have means [3, 2] and [1, 2]: re-estimated
+  // statistics are the whole batch's, [2, 2], not the last chunk's.
+  GhostOptions o;
+  o.size = 4;
+  auto bn = std::make_shared<GhostBatchNormImpl>(BatchNormImpl(2), o);
+  const at::Tensor x = at::tensor({3.f, 1.f, 3.f, 3.f, 3.f, 2.f, 3.f, 2.f, 1.f, 1.f, 1.f, 3.f, 1.f, 2.f, 1.f, 2.f}).view({8, 2});
+  bn->train();
+  bn->set_calibrating(true);
+  {
+    at::NoGradGuard no_grad;
+    bn->forward(x);
+  }
+  bn->set_calibrating(false);
+  EXPECT_TRUE(at::allclose(bn->running_mean, at::tensor({2.f, 2.f}))) << bn->running_mean;
+  EXPECT_TRUE(at::allclose(bn->running_var, std::get<0>(at::var_mean(x, {0}, /*unbiased=*/true)))) << bn->running_var;
+  // Training itself still uses ghost chunks: the last chunk moves the statistics most.
+  bn->forward(x);
+  EXPECT_FALSE(at::allclose(bn->running_mean, at::tensor({2.f, 2.f})));
 }
 
 }  // namespace

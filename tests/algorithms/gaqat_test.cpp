@@ -4,11 +4,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include "algorithms/gaqat/gaqat.h"
+#include "algorithms/lsq/lsq.h"
 #include "core/checkpoint.h"
 #include "core/comm.h"
 #include "core/h5.h"
 #include "core/models/model.h"
-#include "core/models/quant.h"
 #include "test_util.h"
 
 namespace oodt {
@@ -79,19 +79,52 @@ TEST(Lsq, PluginQuantizesEveryLayerWithWiderEdges) {
   const at::Tensor x = at::rand({6, 1, 8, 8});
   model->eval();
   const at::Tensor plain = model->forward(x);
-  Lsq({4, 3, 8}).prepare_model(*model);
+  const auto before = module_state(*model);
+  State s;
+  s.model = model.get();
+  LsqOptions o;
+  o.weight_bits = 4, o.input_bits = 3, o.first_last_bits = 8;
+  Lsq(o).prepare_model(s);
   std::vector<std::pair<int64_t, int64_t>> bits;
-  for_each_quant_layer(*model, [&](const std::string&, torch::nn::Module&, LayerQuant& q) {
-    bits.emplace_back(q.weight.bits, q.input.bits);
-  });
+  for_each_quantized_layer(*model, [&](const std::string&, LayerQuant& q) { bits.emplace_back(q.weight.bits, q.input.bits); });
   EXPECT_EQ(bits, (std::vector<std::pair<int64_t, int64_t>>{{8, 8}, {4, 3}, {8, 8}}));
   const auto names = module_state(*model);
   for (const char* n : {"trunk.block0.conv.weight_step", "trunk.block1.conv.input_step", "head.fc.weight_bits"})
     EXPECT_TRUE(names.count(n)) << n;
+  for (const auto& [n, t] : before) EXPECT_TRUE(names.at(n).is_same(t)) << n << ": surgery keeps the tensors";
   // Quantized (steps initialised from this batch) the output moves, but not far.
   const at::Tensor q = model->forward(x);
   EXPECT_GT(test::max_abs_diff(q, plain), 1e-4);
   EXPECT_LT(test::max_abs_diff(q, plain), 0.5 * plain.abs().max().item<double>());
+}
+
+TEST(Lsq, InputSignsComeFromTheFirstBatch) {
+  // Images in [0, 1) into the patch embedding: unsigned; LayerNorm outputs into the attention
+  // and MLP projections, and into the head: signed.
+  ConfigReader cfg(YAML::Load("{name: vit, patch: 4, dim: 16, depth: 1, heads: 2}"), "model", nullptr);
+  at::manual_seed(0);
+  auto model = build_model(cfg, ModelShape{{1, 8, 8}, 3});
+  State s;
+  s.model = model.get();
+  Lsq(LsqOptions{}).prepare_model(s);
+  model->train();
+  model->forward(at::rand({4, 1, 8, 8}));
+  std::map<std::string, int64_t> sign;
+  for_each_quantized_layer(*model, [&](const std::string& path, LayerQuant& q) {
+    sign[path] = q.input_signed.item<int64_t>();
+    EXPECT_EQ(q.input.is_signed, sign[path] != 0) << path;
+    EXPECT_GT(q.input.step.item<double>(), 0) << path;
+  });
+  EXPECT_EQ(sign.at("trunk.patch.proj"), 0);
+  for (const char* p : {"trunk.blocks.0.attn.qkv", "trunk.blocks.0.attn.proj", "trunk.blocks.0.fc1", "trunk.blocks.0.fc2", "head.fc"})
+    EXPECT_EQ(sign.at(p), 1) << p;
+  // A plain model built from config takes a quantized checkpoint's layers back.
+  auto plain = build_model(cfg, ModelShape{{1, 8, 8}, 3});
+  EXPECT_EQ(restore_recorded_quantizers(*plain, module_state(*model)), static_cast<int64_t>(sign.size()));
+  load_module_state(*plain, module_state(*model), "quantized");
+  model->eval(), plain->eval();
+  const at::Tensor x = at::rand({2, 1, 8, 8});
+  EXPECT_TRUE(at::equal(model->forward(x), plain->forward(x)));
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ INSTANTIATE_TEST_SUITE_P(Torch, SsaGolden, ::testing::Values("uniform_full", "un
 
 TEST(SsaSampling, UniformKeepsCeilNOverRSortedDistinctKeys) {
   at::manual_seed(1);
-  SsaOptions o;
+  SsaSampling o;
   o.ratio = 3;
   const auto sets = sample_keep_sets(100, o, false);
   ASSERT_EQ(sets.size(), 1u);
@@ -50,7 +50,7 @@ TEST(SsaSampling, UniformKeepsCeilNOverRSortedDistinctKeys) {
 
 TEST(SsaSampling, LocalKeepsNeighboursAndAboutNOverRKeys) {
   at::manual_seed(2);
-  SsaOptions o;
+  SsaSampling o;
   o.ratio = 4;
   o.pattern = KeyPattern::Local;
   o.block = 16;
@@ -73,7 +73,7 @@ TEST(SsaSampling, LocalKeepsNeighboursAndAboutNOverRKeys) {
 
 TEST(SsaSampling, CausalQueriesNeverHaveAnEmptySet) {
   at::manual_seed(3);
-  SsaOptions o;
+  SsaSampling o;
   o.ratio = 8;  // 2 keys of 16: most early queries have no kept key before them
   const at::Tensor q = at::randn({1, 2, 16, 4}), k = at::randn({1, 2, 16, 4}), v = at::randn({1, 2, 16, 4});
   for (int i = 0; i < 20; ++i) {
@@ -93,63 +93,73 @@ std::shared_ptr<Model> vit(const std::string& extra = "") {
 
 TEST(SsaPlugin, SubsamplesThenSwitchesToDenseAtTheSameStep) {
   auto model = vit();
-  SsaPluginOptions o;
+  SsaOptions o;
   o.finetune_fraction = 0.25;
   StochasticSubsampledAttention ssa(o);
   State s;
   s.model = model.get();
   s.max_steps = 100;
-  ssa.run(Phase::FitStart, s);
+  const size_t params = model->parameters().size();
+  ssa.prepare_model(s);
+  EXPECT_EQ(model->parameters().size(), params);  // kernels have no parameters
+  test::run_phase(ssa, Phase::FitStart, s);
   auto modes = [&] {
     std::vector<bool> v;
     for (const auto& m : model->modules())
-      if (auto* a = dynamic_cast<AttentionImpl*>(m.get())) v.push_back(a->ssa.train);
+      if (auto* k = dynamic_cast<SubsampledKernelImpl*>(m.get())) v.push_back(k->train);
     return v;
   };
   EXPECT_EQ(modes(), (std::vector<bool>{true, true}));
   EXPECT_EQ(ssa_dense_from(100, 0.25), 75);
   s.step = 74;
-  ssa.run(Phase::BeforeForward, s);
+  test::run_phase(ssa, Phase::BeforeForward, s);
   EXPECT_EQ(modes(), (std::vector<bool>{true, true}));
   s.step = 75;
-  ssa.run(Phase::BeforeForward, s);
+  test::run_phase(ssa, Phase::BeforeForward, s);
   EXPECT_EQ(modes(), (std::vector<bool>{false, false}));
 }
 
 TEST(SsaPlugin, EnsembleEvalAveragesProbabilitiesOfSubsampledPasses) {
   auto model = vit();
-  SsaPluginOptions o;
+  SsaOptions o;
   o.ensemble = true;
   o.eval_passes = 5;
   StochasticSubsampledAttention ssa(o);
   State s;
   s.model = model.get();
   s.max_steps = 10;
-  ssa.run(Phase::FitStart, s);
+  ssa.prepare_model(s);
+  test::run_phase(ssa, Phase::FitStart, s);
   model->eval();
   const at::Tensor x = at::randn({3, 1, 8, 8});
   at::manual_seed(9);
-  const at::Tensor ens = model->forward(x);
+  const at::Tensor ens = ssa.predict(*model, x);
   // The same passes by hand: same generator state, five subsampled eval passes.
   at::manual_seed(9);
   at::Tensor probs = at::zeros({3, 3});
   for (int e = 0; e < 5; ++e) probs += at::softmax(model->classify(model->features(x)), -1);
   EXPECT_LT(test::max_abs_diff(ens, (probs / 5).log()), 1e-5);
   EXPECT_NEAR(ens.exp().sum(1).mean().item<double>(), 1.0, 1e-5);
-  // Dense eval is deterministic; the ensemble differs from it.
-  ssa.run(Phase::FitEnd, s);
-  EXPECT_EQ(model->eval_passes, 1);
-  EXPECT_GT(test::max_abs_diff(model->forward(x), ens), 1e-4);
+  // Dense eval (eval: dense) is deterministic; the ensemble differs from it.
+  auto dense_model = vit();
+  StochasticSubsampledAttention dense(SsaOptions{});
+  State d;
+  d.model = dense_model.get();
+  d.max_steps = 10;
+  dense.prepare_model(d);
+  dense_model->eval();
+  EXPECT_TRUE(at::equal(dense.predict(*dense_model, x), dense.predict(*dense_model, x)));
+  EXPECT_GT(test::max_abs_diff(dense.predict(*dense_model, x), ens), 1e-4);
 }
 
 TEST(SsaPlugin, RefusesModelsWithoutAttention) {
   at::manual_seed(1);
   ConfigReader cfg(YAML::Load("{name: mlp, hidden: [4]}"), "model", nullptr);
   auto model = build_model(cfg, ModelShape{{1, 2, 2}, 2});
-  StochasticSubsampledAttention ssa(SsaPluginOptions{});
+  StochasticSubsampledAttention ssa(SsaOptions{});
   State s;
   s.model = model.get();
-  EXPECT_THROW(ssa.run(Phase::FitStart, s), ConfigError);
+  EXPECT_THROW(ssa.prepare_model(s), ConfigError);
 }
 
 TEST(Transformers, VitOnPixelTokensAndByteLanguageModel) {

@@ -18,9 +18,13 @@ for grid, rand, seed in itertools.product(["algorithms=[]", "algorithms=[mixup]"
             f.write(f'grid: "{grid}"\nrandom: "{rand}"\nseed: {seed}\ntest_domains: [{", ".join(held)}]\n')
         doms = {x: {"held_out": x in held, "in": {"acc": float(rng.uniform(0.3, 0.9)), "n": int(rng.integers(50, 100))},
                     "out": {"acc": float(rng.uniform(0.3, 0.9)), "n": int(rng.integers(10, 30))}} for x in domains}
+        # The trainer writes each evaluation's summary (count-weighted validation accuracy of
+        # the training domains' out splits); collect takes it from there.
+        train = [x for x in domains if x not in held]
+        val = sum(doms[x]["out"]["acc"] * doms[x]["out"]["n"] for x in train) / sum(doms[x]["out"]["n"] for x in train)
         with open(os.path.join(d, "metrics.jsonl"), "w") as f:
-            f.write(json.dumps({"step": 1, "domains": {x: {"held_out": True, "in": {"acc": 0, "n": 1}, "out": {"acc": 0, "n": 1}} for x in domains}}) + "\n")
-            f.write(json.dumps({"step": 2, "domains": doms}) + "\n")
+            f.write(json.dumps({"step": 1, "summary": {"val_acc": None}, "domains": {x: {"held_out": True, "in": {"acc": 0, "n": 1}, "out": {"acc": 0, "n": 1}} for x in domains}}) + "\n")
+            f.write(json.dumps({"step": 2, "summary": {"val_acc": val}, "domains": doms}) + "\n")
 # An unfinished run is ignored.
 os.makedirs(os.path.join(root, "unfinished"))
 open(os.path.join(root, "unfinished", "sweep.yaml"), "w").write('grid: "algorithms=[]"\nrandom: ""\nseed: 9\n')

@@ -45,5 +45,5 @@ expect_contains "$WORK/o" "uniform soup of 2 of 2 candidates"
 run_expect 1 "$WORK/o" -- "$OODTRAIN" export --quantized "$WORK/float/ckpt_000000008.h5" --out "$WORK/bad.h5"
 expect_contains "$WORK/o" "no quantizers in this checkpoint"
 run_expect 2 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/bad" --set 'algorithms=[gaqat]'
-expect_contains "$WORK/o" "list the lsq plugin before gaqat"
+expect_contains "$WORK/o" "the model has no quantizers: add the lsq plugin"
 echo "1 passed, 0 failed"

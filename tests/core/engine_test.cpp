@@ -9,26 +9,36 @@ namespace {
 // Records (name, phase) into a shared log.
 class Recorder : public Algorithm {
  public:
-  Recorder(std::string n, std::vector<std::string>* log, PhaseSet hooks, std::vector<std::string> claims = {},
-           bool averaging = false)
-      : log_(log), hooks_(hooks), claims_(std::move(claims)), averaging_(averaging) {
+  Recorder(std::string n, std::vector<std::string>* log, std::vector<Phase> hooks, std::vector<Claim> claims = {})
+      : log_(log), hooks_(std::move(hooks)), claims_(std::move(claims)) {
     set_name(std::move(n));
   }
-  PhaseSet hooks() const override { return hooks_; }
+  void hooks(HookTable& table) override {
+    for (Phase p : hooks_) table.on(p, [this, p](State&) { log_->push_back(name() + "@" + phase_name(p)); });
+  }
   bool active(const State& s) const override { return s.step != 99; }
-  void run(Phase p, State&) override { log_->push_back(name() + "@" + phase_name(p)); }
-  std::vector<std::string> claims() const override { return claims_; }
-  bool owns_averaging() const override { return averaging_; }
+  std::vector<Claim> claims() const override { return claims_; }
+  Capabilities capabilities() const override {
+    Capabilities c;
+    for (Phase p : hooks_) c.rewrites_gradients_after_backward |= p == Phase::AfterBackward || p == Phase::BeforeAveraging;
+    return c;
+  }
 
  private:
   std::vector<std::string>* log_;
-  PhaseSet hooks_;
-  std::vector<std::string> claims_;
-  bool averaging_;
+  std::vector<Phase> hooks_;
+  std::vector<Claim> claims_;
+};
+
+// A plugin owning averaging (an optional interface: an implicit claim).
+class Owner final : public Recorder, public AveragingOwner {
+ public:
+  using Recorder::Recorder;
+  std::shared_ptr<AveragingStrategy> averaging() override { return nullptr; }
 };
 
 std::vector<std::unique_ptr<Algorithm>> make(std::vector<std::string>* log,
-                                             std::initializer_list<std::string> names, PhaseSet hooks) {
+                                             std::initializer_list<std::string> names, std::vector<Phase> hooks) {
   std::vector<std::unique_ptr<Algorithm>> v;
   for (const auto& n : names) v.push_back(std::make_unique<Recorder>(n, log, hooks));
   return v;
@@ -36,7 +46,7 @@ std::vector<std::unique_ptr<Algorithm>> make(std::vector<std::string>* log,
 
 TEST(Engine, BeforePhasesInConfigOrderAfterPhasesReversed) {
   std::vector<std::string> log;
-  Engine e(make(&log, {"a", "b", "c"}, phases({Phase::BeforeForward, Phase::AfterForward, Phase::FitEnd})));
+  Engine e(make(&log, {"a", "b", "c"}, {Phase::BeforeForward, Phase::AfterForward, Phase::FitEnd}));
   State s;
   e.run(Phase::BeforeForward, s);
   e.run(Phase::AfterForward, s);
@@ -52,7 +62,7 @@ TEST(Engine, BeforePhasesInConfigOrderAfterPhasesReversed) {
 
 TEST(Engine, InactivePluginsAreSkipped) {
   std::vector<std::string> log;
-  Engine e(make(&log, {"a"}, phases({Phase::BeforeLoss})));
+  Engine e(make(&log, {"a"}, {Phase::BeforeLoss}));
   State s;
   s.step = 99;
   e.run(Phase::BeforeLoss, s);
@@ -62,19 +72,61 @@ TEST(Engine, InactivePluginsAreSkipped) {
 TEST(Engine, ConflictingClaimsFailAtStartNamingBoth) {
   std::vector<std::string> log;
   std::vector<std::unique_ptr<Algorithm>> v;
-  v.push_back(std::make_unique<Recorder>("fedspeed", &log, PhaseSet{}, std::vector<std::string>{}, true));
-  v.push_back(std::make_unique<Recorder>("soup", &log, PhaseSet{}, std::vector<std::string>{}, true));
+  v.push_back(std::make_unique<Owner>("fed", &log, std::vector<Phase>{}));
+  v.push_back(std::make_unique<Owner>("groups", &log, std::vector<Phase>{}));
   try {
     Engine e(std::move(v));
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& err) {
     const std::string msg = err.what();
-    EXPECT_NE(msg.find("'fedspeed' and 'soup' both claim averaging"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'fed' and 'groups' both claim averaging"), std::string::npos) << msg;
   }
   std::vector<std::unique_ptr<Algorithm>> w;
-  w.push_back(std::make_unique<Recorder>("x", &log, PhaseSet{}, std::vector<std::string>{"loss"}));
-  w.push_back(std::make_unique<Recorder>("y", &log, PhaseSet{}, std::vector<std::string>{"loss"}));
+  w.push_back(std::make_unique<Recorder>("x", &log, std::vector<Phase>{}, std::vector<Claim>{Claim::LearningRate}));
+  w.push_back(std::make_unique<Recorder>("y", &log, std::vector<Phase>{}, std::vector<Claim>{Claim::LearningRate}));
   EXPECT_THROW(Engine(std::move(w)), ConfigError);
+}
+
+TEST(Engine, CapabilitiesAreTypedQueries) {
+  std::vector<std::string> log;
+  std::vector<std::unique_ptr<Algorithm>> v;
+  v.push_back(std::make_unique<Recorder>("plain", &log, std::vector<Phase>{Phase::BeforeLoss}));
+  v.push_back(std::make_unique<Owner>("owner", &log, std::vector<Phase>{Phase::AfterBackward}));
+  Engine e(std::move(v));
+  EXPECT_EQ(e.gradient_rewriters(), "owner");
+  ASSERT_NE(e.averaging_owner(), nullptr);
+  EXPECT_EQ(e.batch_dealer(), nullptr);
+  EXPECT_EQ(e.predictor(), nullptr);
+  EXPECT_NE(e.describe_order().find("claims of owner: averaging"), std::string::npos) << e.describe_order();
+}
+
+// A plugin whose declared capabilities contradict the phases it hooks.
+class Liar final : public Algorithm {
+ public:
+  explicit Liar(bool hook) : hook_(hook) { set_name("liar"); }
+  void hooks(HookTable& table) override {
+    if (hook_) table.on(Phase::AfterBackward, [](State&) {});
+  }
+  Capabilities capabilities() const override { return Capabilities::rewriting_gradients(!hook_); }
+
+ private:
+  bool hook_;
+};
+
+TEST(Engine, HookedPhasesMustMatchTheDeclaredCapabilities) {
+  for (bool hook : {true, false}) {
+    std::vector<std::unique_ptr<Algorithm>> v;
+    v.push_back(std::make_unique<Liar>(hook));
+    try {
+      Engine e(std::move(v));
+      ADD_FAILURE() << "accepted a plugin whose capabilities contradict its hooks";
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find("plugin 'liar'"), std::string::npos) << err.what();
+    }
+  }
+  HookTable table;
+  table.on(Phase::BeforeLoss, [](State&) {});
+  EXPECT_THROW(table.on(Phase::BeforeLoss, [](State&) {}), Error);  // one handler per phase
 }
 
 TEST(Registry, BuildsListedPluginsInOrderWithValidatedOptions) {

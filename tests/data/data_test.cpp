@@ -172,8 +172,9 @@ TEST(Prefetch, SameBatchesAsReadingOnTheSpotInAnyOrder) {
   same(40);                    // a jump: read on the spot
   same(7);
   same(8);
+  ASSERT_NE(ahead.as<ReshardableSource>(), nullptr);  // offered because the wrapped source offers it
   plain.reshard(9, 1, 2);
-  ahead.reshard(9, 1, 2);      // drops what was read ahead for the old shard
+  ahead.as<ReshardableSource>()->reshard(9, 1, 2);  // drops what was read ahead for the old shard
   for (int64_t s = 8; s < 14; ++s) same(s);
 }
 
@@ -192,12 +193,12 @@ TEST(Prefetch, ErrorsReachTheTrainingThread) {
     }
     int64_t epoch_of(int64_t) const override { return 0; }
     int64_t steps_per_epoch() const override { return 1; }
-    void reshard(uint64_t, int, int) override {}
-    void share_evaluation(int, int) override {}
     std::vector<EvalSplit> eval_splits() const override { return {}; }
     void for_each_eval_batch(const EvalSplit&, int64_t, const std::function<void(const Batch&)>&) override {}
   };
   PrefetchingSource ahead(std::make_unique<Failing>(), 3);
+  EXPECT_EQ(ahead.as<ReshardableSource>(), nullptr);  // the wrapped source offers no optional interface
+  EXPECT_EQ(ahead.as<PooledSource>(), nullptr);
   ahead.train_batch(0);
   ahead.train_batch(1);
   EXPECT_THROW(ahead.train_batch(2), DataError);

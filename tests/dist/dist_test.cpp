@@ -6,7 +6,9 @@
 #include <functional>
 
 #include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
+#include "core/agreement.h"
 #include "core/averaging.h"
+#include "core/buckets.h"
 #include "core/comm.h"
 #include "core/engine.h"
 #include "core/models/model.h"
@@ -65,12 +67,10 @@ TEST(Collectives, BucketedMeanMatchesPerTensorMean) {
   const int w = g_comm->world_size(), r = g_comm->rank();
   std::vector<at::Tensor> ts = {at::full({100}, r + 1.0f), at::full({7, 3}, 2.0f * r), at::full({1}, -1.0f * r),
                                 at::full({300}, 1.0f)};
-  Bucketer b(/*bucket_bytes=*/512);  // several buckets, one tensor larger than a bucket
-  b.apply(ts, [&](at::Tensor& buf) {
-    g_comm->all_reduce(buf);
-    buf.div_(w);
-  });
-  EXPECT_EQ(b.num_buckets(), 2u);  // [400 + 84 + 4 bytes], [1200 bytes: larger than a bucket]
+  BucketLimits limits;
+  limits.bucket_bytes = 512;  // several buckets, one tensor larger than a bucket
+  EXPECT_EQ(plan_buckets(ts, limits).size(), 2u);  // [400 + 84 + 4 bytes], [1200 bytes: larger than a bucket]
+  all_reduce_tensors(ts, *g_comm, limits.bucket_bytes, /*mean=*/true);
   const double mean_r = (w - 1) / 2.0;
   EXPECT_TRUE(at::allclose(ts[0], at::full({100}, static_cast<float>(mean_r + 1))));
   EXPECT_TRUE(at::allclose(ts[1], at::full({7, 3}, static_cast<float>(2 * mean_r))));
@@ -82,7 +82,7 @@ TEST(Collectives, BroadcastModuleEqualisesDifferentInits) {
   at::manual_seed(100 + g_comm->rank());
   ConfigReader cfg(YAML::Load("{name: cnn, channels: [4, 8]}"), "model", nullptr);
   auto m = build_model(cfg, ModelShape{{1, 8, 8}, 3});
-  broadcast_module(*m, *g_comm, 1024);
+  broadcast_module(*m, *g_comm, 0, 1024);
   for (const auto& [name, t] : m->named_state()) expect_same_on_all_ranks(t, name);
 }
 
@@ -93,7 +93,7 @@ std::unique_ptr<Trainer> make_trainer(const std::string& model_yaml, Communicato
   o.steps = steps;
   o.eval_every = 0;
   o.checkpoint_every = 0;
-  o.bucket_mb = 0.001;  // ~1 KB buckets: exercise bucketing
+  o.dist.bucket_mb = 0.001;  // ~1 KB buckets: exercise bucketing
   o.optim.name = "sgd";
   o.optim.lr = 0.1;
   o.optim.momentum = 0.9;
@@ -133,10 +133,10 @@ TEST(Trainer, WorldOfTwoWithBatchBMatchesOneRankWithBatchTwoB) {
   EXPECT_GT(test::max_abs_diff(a[0].second, fresh->model().named_state()[0].second), 1e-3);
 }
 
-const GradientAllReduce& gradient_sync(Trainer& t) {
-  const auto* g = dynamic_cast<const GradientAllReduce*>(t.state().averaging);
+GradientSync& gradient_sync(Trainer& t) {
+  auto* g = dynamic_cast<GradientAllReduce*>(t.state().averaging);
   EXPECT_NE(g, nullptr);
-  return *g;
+  return g->sync();
 }
 
 TEST(OverlappedAllReduce, SameBitsAsAllReduceAfterBackward) {
@@ -144,20 +144,20 @@ TEST(OverlappedAllReduce, SameBitsAsAllReduceAfterBackward) {
   // gradients arrive, changes nothing in the result.
   const std::string model = "{name: cnn, channels: [4, 8], dropout: 0.2}";
   auto over = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
-    o.bucket_mb = 0.0005;
-    o.overlap = TrainerOptions::Overlap::On;
+    o.dist.bucket_mb = 0.0005;
+    o.dist.overlap = DistOptions::Overlap::On;
   });
   over->fit();
   auto after = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
-    o.bucket_mb = 0.0005;
-    o.overlap = TrainerOptions::Overlap::Off;
+    o.dist.bucket_mb = 0.0005;
+    o.dist.overlap = DistOptions::Overlap::Off;
   });
   after->fit();
   // Gradients of 128 bytes and more reduced where they lie, each in a collective of its own.
   auto in_place = make_trainer(model, *g_comm, 8, 5, [](TrainerOptions& o) {
-    o.bucket_mb = 0.0005;
-    o.in_place_mb = 128.0 / (1 << 20);
-    o.overlap = TrainerOptions::Overlap::On;
+    o.dist.bucket_mb = 0.0005;
+    o.dist.in_place_mb = 128.0 / (1 << 20);
+    o.dist.overlap = DistOptions::Overlap::On;
   });
   in_place->fit();
   if (g_comm->world_size() > 1) {
@@ -181,8 +181,8 @@ TEST(OverlappedAllReduce, AveragedGradientsAreViewsOfTheBuckets) {
   if (g_comm->world_size() == 1) GTEST_SKIP() << "no communication on one rank";
   const int w = g_comm->world_size(), r = g_comm->rank();
   auto t = make_trainer("{name: mlp, hidden: [64]}", *g_comm, 8, 1, [](TrainerOptions& o) {
-    o.in_place_mb = 4096.0 / (1 << 20);  // the input layer's weight (64 x inputs) goes in place
-    o.overlap = TrainerOptions::Overlap::Off;
+    o.dist.in_place_mb = 4096.0 / (1 << 20);  // the input layer's weight (64 x inputs) goes in place
+    o.dist.overlap = DistOptions::Overlap::Off;
   });
   t->setup();
   const double seed = t->state().averaging->backward_scale();
@@ -209,8 +209,8 @@ TEST(OverlappedAllReduce, AveragedGradientsAreViewsOfTheBuckets) {
 TEST(OverlappedAllReduce, BucketOrderFollowsTheHooksAndIsCheckpointed) {
   if (g_comm->world_size() == 1) GTEST_SKIP() << "no communication on one rank";
   auto t = make_trainer("{name: mlp, hidden: [16, 8]}", *g_comm, 8, 2, [](TrainerOptions& o) {
-    o.bucket_mb = 0.0002;
-    o.overlap = TrainerOptions::Overlap::On;
+    o.dist.bucket_mb = 0.0002;
+    o.dist.overlap = DistOptions::Overlap::On;
   });
   t->fit();
   TensorMap saved;
@@ -233,16 +233,18 @@ TEST(CompressedAllReduce, Fp16AndBf16ErrorsAreMeasuredAndBounded) {
   if (w == 1) GTEST_SKIP() << "no communication on one rank";
   struct Case {
     const char* name;
+    GradCompression compression;
     double unit;  // unit roundoff: 2^-11 (fp16), 2^-8 (bf16)
     double bound;
   };
   // Each rank's x/w is rounded once, and so is every partial sum: at most 2 w u relative to
   // the largest |x_i| / w of an element (plus the float16 subnormal spacing, absolute).
-  for (Case c : {Case{"fp16", std::ldexp(1.0, -11), 0}, Case{"bf16", std::ldexp(1.0, -8), 0}}) {
+  for (Case c : {Case{"fp16", GradCompression::Fp16, std::ldexp(1.0, -11), 0},
+                 Case{"bf16", GradCompression::Bf16, std::ldexp(1.0, -8), 0}}) {
     c.bound = 2 * w * c.unit;
     auto t = make_trainer("{name: mlp, hidden: [32]}", *g_comm, 8, 1, [&](TrainerOptions& o) {
-      o.compress = c.name;
-      o.overlap = TrainerOptions::Overlap::Off;
+      o.dist.compress = c.compression;
+      o.dist.overlap = DistOptions::Overlap::Off;
     });
     t->setup();
     at::Generator gen = at::detail::createCPUGenerator(100 + r);
@@ -311,13 +313,26 @@ TEST(NonFinite, EveryRankAgreesOnSkipOrAbortAndTheCulpritIsNamed) {
   s.model = model.get();
   s.comm = g_comm;
   s.step = 41;
-  NonFiniteGuard skip("skip");
-  EXPECT_FALSE(skip.allows_update(s, 0.5));  // on every rank
+  // The check is local; the step agreement (one collective) makes every rank decide alike.
+  StepAgreement agreement;
+  NonFiniteCheck skip(NonFinitePolicy::Skip, agreement);
+  auto step = [&](NonFiniteCheck& check, double loss) {
+    check.check(s, loss);
+    agreement.agree(*g_comm);
+    return check.allows_update(s);
+  };
+  EXPECT_FALSE(step(skip, 0.5));  // on every rank
   EXPECT_EQ(skip.take_skipped(), 1);
-  EXPECT_TRUE(skip.allows_update(s, 0.5) == false);
-  NonFiniteGuard abort("abort");
+  EXPECT_TRUE(step(skip, 0.5) == false);
+  StepAgreement agreement2;
+  NonFiniteCheck abort(NonFinitePolicy::Abort, agreement2);
+  auto step2 = [&](double loss) {
+    abort.check(s, loss);
+    agreement2.agree(*g_comm);
+    return abort.allows_update(s);
+  };
   try {
-    abort.allows_update(s, 0.5);
+    step2(0.5);
     ADD_FAILURE() << "no error";
   } catch (const NumericalError& e) {
     const std::string m = e.what();
@@ -332,8 +347,8 @@ TEST(NonFinite, EveryRankAgreesOnSkipOrAbortAndTheCulpritIsNamed) {
   }
   // A finite step passes everywhere; an Inf loss on rank 0 alone stops every rank.
   model->named_parameters()[culprit].mutable_grad().zero_();
-  EXPECT_TRUE(abort.allows_update(s, 0.5));
-  EXPECT_THROW(abort.allows_update(s, r == 0 ? INFINITY : 0.5), NumericalError);
+  EXPECT_TRUE(step2(0.5));
+  EXPECT_THROW(step2(r == 0 ? INFINITY : 0.5), NumericalError);
 }
 
 TEST(Determinism, WhatDiffersAcrossWorldSizes) {
@@ -375,6 +390,7 @@ TEST(GhostBatchNorm, RanksWithHalfTheBatchMatchOneRankWithAllOfIt) {
   at::manual_seed(5);
   ConfigReader cfg(YAML::Load("{name: cnn, channels: [4, 8], dropout: 0.0}"), "model", nullptr);
   auto model = build_model(cfg, ModelShape{{1, 8, 8}, 3});
+  auto plain = build_model(cfg, ModelShape{{1, 8, 8}, 3});
   GhostOptions o;
   o.size = g;
   ASSERT_EQ(apply_ghost_batch_norm(*model, o), 2);
@@ -384,9 +400,9 @@ TEST(GhostBatchNorm, RanksWithHalfTheBatchMatchOneRankWithAllOfIt) {
   EXPECT_LT(test::max_abs_diff(mine, whole.narrow(0, r * per_rank, per_rank)), 1e-5);
   // Without ghost batches the rank's statistics differ from the whole batch's.
   if (w > 1) {
-    apply_ghost_batch_norm(*model, GhostOptions{});
-    EXPECT_GT(test::max_abs_diff(model->forward(x.narrow(0, r * per_rank, per_rank)),
-                                 model->forward(x).narrow(0, r * per_rank, per_rank)),
+    plain->train();
+    EXPECT_GT(test::max_abs_diff(plain->forward(x.narrow(0, r * per_rank, per_rank)),
+                                 plain->forward(x).narrow(0, r * per_rank, per_rank)),
               1e-3);
   }
 }

@@ -17,9 +17,10 @@ namespace {
 
 class SkipOnOneRank final : public Algorithm {
  public:
-  PhaseSet hooks() const override { return phases({Phase::AfterOptimizerStep}); }
-  void run(Phase, State& s) override {
-    if (s.step == 3 && s.comm->rank() == 0) s.comm->barrier();  // rank 1 never comes
+  void hooks(HookTable& table) override {
+    table.on(Phase::AfterOptimizerStep, [](State& s) {
+      if (s.step == 3 && s.comm->rank() == 0) s.comm->barrier();  // rank 1 never comes
+    });
   }
 };
 

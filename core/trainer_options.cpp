@@ -1,0 +1,50 @@
+// The run, train and dist sections; optim and schedule are read by their owners (core/optim.h).
+#include "core/config.h"
+#include "core/trainer.h"
+
+namespace oodt {
+
+TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
+  TrainerOptions o;
+  ConfigReader root(tree.root, "", tree.origins);
+  {
+    ConfigReader run = root.child("run");
+    o.run_dir = run.get("dir", o.run_dir);
+    o.seed = run.get("seed", o.seed);
+    run.check(!o.run_dir.empty(), "dir", "must not be empty");
+    run.check(o.seed >= 0, "seed", "must be >= 0");
+    run.finish();
+  }
+  {
+    ConfigReader train = root.child("train");
+    o.steps = train.get("steps", o.steps);
+    o.eval_every = train.get("eval_every", o.eval_every);
+    o.checkpoint_every = train.get("checkpoint_every", o.checkpoint_every);
+    o.keep_checkpoints = train.get("keep_checkpoints", o.keep_checkpoints);
+    o.log_every = train.get("log_every", o.log_every);
+    o.eval_batch_size = train.get("eval_batch_size", o.eval_batch_size);
+    o.device = train.one_of("device", o.device, {"auto", "cpu", "cuda"});
+    o.threads = train.get("threads", o.threads);
+    o.nonfinite = train.one_of<NonFinitePolicy>("nonfinite", o.nonfinite,
+                                                {{"abort", NonFinitePolicy::Abort}, {"skip", NonFinitePolicy::Skip}});
+    o.accumulate = train.get("accumulate", o.accumulate);
+    train.check(o.accumulate >= 1, "accumulate", "must be >= 1 (micro-batches per step)");
+    train.check(o.threads >= 0, "threads", "must be >= 0 (0: cores per rank)");
+    train.check(o.steps > 0, "steps", "must be > 0");
+    train.check(o.eval_every >= 0, "eval_every", "must be >= 0 (0: evaluate only at the end)");
+    train.check(o.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: only at the end)");
+    train.check(o.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
+    train.check(o.log_every > 0, "log_every", "must be > 0");
+    train.check(o.eval_batch_size > 0, "eval_batch_size", "must be > 0");
+    train.finish();
+  }
+  ConfigReader dist = root.child("dist");
+  o.dist = DistOptions::from_config(dist);
+  ConfigReader optim = root.child("optim");
+  o.optim = OptimOptions::from_config(optim);
+  ConfigReader schedule = root.child("schedule");
+  o.schedule = ScheduleOptions::from_config(schedule);
+  return o;
+}
+
+}  // namespace oodt
