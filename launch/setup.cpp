@@ -4,6 +4,8 @@
 #include <dlfcn.h>
 
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "core/checkpoint.h"
@@ -16,6 +18,8 @@
 namespace oodt {
 namespace {
 
+namespace fs = std::filesystem;
+
 at::Device pick_device(const std::string& want, const Communicator& comm) {
   const bool cuda = at::hasCUDA() && at::getNumGPUs() > 0;
   if (want == "cuda" && !cuda) throw ConfigError("train.device", "cuda requested but no CUDA device is available");
@@ -25,26 +29,43 @@ at::Device pick_device(const std::string& want, const Communicator& comm) {
 }
 
 // Newest first; a checkpoint that cannot be read (truncated, damaged) is reported and the
-// previous one is used. Every rank reads the same files, so all choose alike.
-void resume_newest(Trainer& trainer, const std::string& run_dir, const Communicator& comm) {
-  const auto found = list_checkpoints(run_dir);
-  for (size_t i = 0; i < found.size(); ++i) {
-    Checkpoint ck;
-    try {
-      ck = read_checkpoint(found[i]);
-    } catch (const DataError& e) {
-      if (i + 1 == found.size())
-        throw DataError(concat(e.what(), "; no older checkpoint in ", run_dir, " to fall back to"));
-      if (comm.rank() == 0)
+// previous one is used. Rank 0 chooses and tells the others, so all ranks resume from the same
+// file even where they see the run directory differently (a shared filesystem that lags).
+void resume_newest(Trainer& trainer, const std::string& run_dir, Communicator& comm) {
+  Checkpoint ck;
+  std::string chosen, error;  // rank 0's
+  if (comm.rank() == 0) {
+    const auto found = list_checkpoints(run_dir);
+    for (size_t i = 0; i < found.size() && chosen.empty() && error.empty(); ++i) {
+      try {
+        ck = read_checkpoint(found[i]);
+        chosen = fs::path(found[i]).filename().string();
+      } catch (const DataError& e) {
+        if (i + 1 == found.size()) {
+          error = concat(e.what(), "; no older checkpoint in ", run_dir, " to fall back to");
+          break;
+        }
         std::fprintf(stderr, "oodtrain: warning: %s is unreadable (%s); trying %s\n", found[i].c_str(), e.what(),
                      found[i + 1].c_str());
-      continue;
+      }
     }
-    trainer.resume(ck, found[i]);
-    if (comm.rank() == 0)
-      std::printf("resuming from %s (step %lld)\n", found[i].c_str(), static_cast<long long>(trainer.state().step));
-    return;
   }
+  // The chosen file's name from rank 0 to every rank (length 0: start fresh; -1: none readable).
+  at::Tensor length = at::full({1}, error.empty() ? static_cast<int64_t>(chosen.size()) : int64_t{-1}, at::kLong);
+  comm.broadcast(length, 0);
+  const int64_t n = length.item<int64_t>();
+  if (n < 0) throw DataError(comm.rank() == 0 ? error : concat("no readable checkpoint in ", run_dir, " (rank 0 says which)"));
+  if (n == 0) return;
+  at::Tensor bytes = at::zeros({n}, at::kByte);
+  if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), chosen.data(), chosen.size());
+  comm.broadcast(bytes, 0);
+  const std::string path =
+      (fs::path(run_dir) / std::string(reinterpret_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(n))).string();
+  // A rank that cannot read it fails set-up, and with it every rank.
+  if (comm.rank() != 0) ck = read_checkpoint(path);
+  trainer.resume(ck, path);
+  if (comm.rank() == 0)
+    std::printf("resuming from %s (step %lld)\n", path.c_str(), static_cast<long long>(trainer.state().step));
 }
 
 }  // namespace

@@ -2,11 +2,13 @@
 // computations (tests/golden/make_golden.py).
 #include <gtest/gtest.h>
 
+#include "algorithms/ghost_batch_norm/ghost_batch_norm.h"
 #include "algorithms/soups/merge.h"
 #include "algorithms/soups/sparse.h"
 #include "core/error.h"
 #include "core/h5.h"
 #include "core/checkpoint.h"
+#include "core/comm.h"
 #include "core/models/model.h"
 #include "test_util.h"
 
@@ -160,6 +162,40 @@ TEST(SparseSoup, PrunesConvAndLinearWeightsOnly) {
   std::vector<std::string> names;
   for (const auto& [name, w] : prunable_weights(*model)) names.push_back(name);
   EXPECT_EQ(names, (std::vector<std::string>{"trunk.block0.conv.weight", "trunk.block1.conv.weight", "head.fc.weight"}));
+}
+
+TEST(Recalibration, WholeBatchStatisticsWhateverTheTrainingRule) {
+  // The same weights with plain and with ghost BatchNorm: re-estimated statistics are the mean of
+  // whole-batch statistics over the batches in both (ghost chunks are a training rule), and
+  // equal to that mean computed by hand from the layer's inputs.
+  auto comm = make_local_communicator();
+  auto data = test::slice_data(8, 0, 1);
+  ConfigReader cfg(YAML::Load("{name: mlp, hidden: [3], batch_norm: true}"), "model", nullptr);
+  at::manual_seed(4);
+  auto plain = build_model(cfg, ModelShape{{1, 4, 4}, 3});
+  at::manual_seed(4);
+  auto ghost = build_model(cfg, ModelShape{{1, 4, 4}, 3});
+  GhostOptions o;
+  o.size = 2;
+  ASSERT_EQ(apply_ghost_batch_norm(*ghost, o), 1);
+  ASSERT_TRUE(recalibrate_batch_norm(*plain, *data, *comm, 3, 1 << 20));
+  ASSERT_TRUE(recalibrate_batch_norm(*ghost, *data, *comm, 3, 1 << 20));
+  const TensorMap a = module_state(*plain), b = module_state(*ghost);
+  at::Tensor mean = at::zeros({3}), var = at::zeros({3});
+  {
+    at::NoGradGuard no_grad;
+    auto& fc = dynamic_cast<LinearImpl&>(*plain->named_children()["trunk"]->named_children()["fc0"]);
+    for (int64_t k = 0; k < 3; ++k) {
+      const at::Tensor h = fc.forward(data->train_batch(k).inputs.flatten(1));
+      mean += h.mean(0) / 3;
+      var += h.var(0, /*unbiased=*/true) / 3;
+    }
+  }
+  for (const char* n : {"trunk.bn0.running_mean", "trunk.bn0.running_var"}) {
+    EXPECT_TRUE(at::allclose(a.at(n), b.at(n))) << n;
+  }
+  EXPECT_LT(test::max_abs_diff(a.at("trunk.bn0.running_mean"), mean), 1e-6);
+  EXPECT_LT(test::max_abs_diff(a.at("trunk.bn0.running_var"), var), 1e-5);
 }
 
 }  // namespace
