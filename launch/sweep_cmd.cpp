@@ -1,7 +1,8 @@
-// `oodtrain sweep plan|run|status S.yaml`: ablation sweeps. A sweep file names base configs,
-// overrides, grid and random axes over dotted keys, seeds and held-out domains; every run is a
-// resolved training config in a directory named by its hash, so rerunning a sweep skips
-// finished runs and resumes unfinished ones from their last checkpoint. See docs/sweeps.md.
+// `oodtrain sweep plan|run|status|slurm S.yaml`: ablation sweeps. The plan (launch/sweep_plan.h)
+// is the list of runs, each a resolved training config in a directory named by its hash, so
+// rerunning a sweep skips finished runs and resumes unfinished ones from their last checkpoint;
+// here the runs are started, watched and reported, or submitted as a Slurm array from the
+// template launch/templates/slurm_array.sh. See docs/sweeps.md.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -18,204 +19,19 @@
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/preempt.h"
-#include "core/random.h"
-#include "core/seed.h"
 #include "launch/cli.h"
 #include "launch/commands.h"
+#include "launch/sweep_plan.h"
 
 namespace oodt {
 namespace fs = std::filesystem;
 namespace {
 
-struct Run {
-  std::vector<std::string> sets;  // dotted.key=value overrides, in order
-  std::string label;              // what distinguishes it, for people
-  std::string grid, random;       // its grid point and random draw ("key=value ...")
-  int64_t seed = 0;
-  std::vector<std::string> test;  // held-out domains it sets (empty: the base configs')
-  std::string config;             // resolved YAML (run.dir included)
-  std::string dir;
-};
+using Run = SweepRun;
+using Sweep = SweepPlan;
 
-struct Sweep {
-  std::string file, out;
-  std::vector<Run> runs;
-};
-
-std::string flow(const YAML::Node& n) {
-  YAML::Emitter e;
-  e.SetMapFormat(YAML::Flow);
-  e.SetSeqFormat(YAML::Flow);
-  e << n;
-  return e.c_str();
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-// A config file named in the sweep: as given (relative to the working directory), else
-// relative to the sweep file's folder.
-std::string locate(const std::string& path, const std::string& sweep_file) {
-  if (fs::exists(path)) return path;
-  const fs::path beside = fs::path(sweep_file).parent_path() / path;
-  if (fs::exists(beside)) return beside.string();
-  throw ConfigError("base", concat("config file '", path, "' not found (relative to the working directory or to ",
-                                   sweep_file, ")"));
-}
-
-// One value drawn from a `random.params` entry: {uniform: [a, b]}, {log_uniform: [a, b]},
-// {int_uniform: [a, b]} or {choice: [...]}.
-std::string draw(ConfigReader& spec, const std::string& key, SeededRng& rng) {
-  const YAML::Node n = spec.raw(key);
-  if (!n.IsMap() || n.size() != 1)
-    spec.fail(key, "must be one of {uniform: [a, b]}, {log_uniform: [a, b]}, {int_uniform: [a, b]}, {choice: [...]}");
-  const std::string kind = n.begin()->first.as<std::string>();
-  const YAML::Node args = n.begin()->second;
-  if (kind == "choice") {
-    if (!args.IsSequence() || args.size() == 0) spec.fail(key, "choice needs a non-empty list");
-    return flow(args[rng.below(args.size())]);
-  }
-  if (!args.IsSequence() || args.size() != 2) spec.fail(key, concat(kind, " needs [low, high]"));
-  const double a = args[0].as<double>(), b = args[1].as<double>();
-  if (!(a <= b)) spec.fail(key, concat(kind, ": low must not exceed high"));
-  if (kind == "uniform") return concat(a + (b - a) * rng.uniform());
-  if (kind == "log_uniform") {
-    if (a <= 0) spec.fail(key, "log_uniform needs positive bounds");
-    return concat(std::exp(std::log(a) + (std::log(b) - std::log(a)) * rng.uniform()));
-  }
-  if (kind == "int_uniform")
-    return concat(static_cast<int64_t>(a) + static_cast<int64_t>(rng.below(static_cast<uint64_t>(b - a + 1))));
-  spec.fail(key, concat("unknown distribution '", kind, "'"));
-}
-
-Sweep load_sweep(const std::string& file) {
-  Sweep sw;
-  sw.file = file;
-  ConfigTree tree;
-  tree.merge_file(file);
-  ConfigReader root(tree.root, "", tree.origins);
-  sw.out = root.get<std::string>("out", (fs::path("runs/sweeps") / fs::path(file).stem()).string());
-  const auto base = root.get<std::vector<std::string>>("base", {});
-  root.check(!base.empty(), "base", "list at least one config file");
-  auto map_or_empty = [&](const std::string& key) {
-    const YAML::Node n = root.raw(key);
-    if (n.IsDefined() && !n.IsNull() && !n.IsMap()) throw ConfigError(key, "must be a map of dotted keys");
-    return n.IsMap() ? n : YAML::Node(YAML::NodeType::Map);
-  };
-  std::vector<std::string> fixed;
-  for (const auto& kv : map_or_empty("set")) fixed.push_back(concat(kv.first.as<std::string>(), "=", flow(kv.second)));
-  // Grid: the cartesian product, the first key varying slowest.
-  std::vector<std::vector<std::string>> points = {{}};
-  for (const auto& kv : map_or_empty("grid")) {
-    const std::string key = kv.first.as<std::string>();
-    if (!kv.second.IsSequence() || kv.second.size() == 0)
-      throw ConfigError("grid." + key, "must be a non-empty list of values");
-    std::vector<std::vector<std::string>> next;
-    for (const auto& p : points)
-      for (const auto& v : kv.second) {
-        auto q = p;
-        q.push_back(concat("G", key, "=", flow(v)));
-        next.push_back(q);
-      }
-    points = next;
-  }
-  // Random: `count` draws per grid point.
-  {
-    ConfigReader random = root.child("random");
-    const auto count = random.get<int64_t>("count", 0);
-    random.check(count >= 0, "count", "must be >= 0");
-    const auto seed = random.get<int64_t>("seed", 0);
-    if (count > 0) {
-      ConfigReader params = random.child("params");
-      std::vector<std::string> keys;
-      for (const auto& kv : params.node()) keys.push_back(kv.first.as<std::string>());
-      random.check(!keys.empty(), "params", "list the keys to draw");
-      std::vector<std::vector<std::string>> next;
-      for (size_t g = 0; g < points.size(); ++g)
-        for (int64_t d = 0; d < count; ++d) {
-          SeededRng rng(mix_seed(static_cast<uint64_t>(seed), static_cast<uint64_t>(g), static_cast<uint64_t>(d)));
-          auto q = points[g];
-          for (const auto& k : keys) q.push_back(concat("R", k, "=", draw(params, k, rng)));
-          next.push_back(q);
-        }
-      points = next;
-      params.finish();
-    }
-    random.finish();
-  }
-  const auto seeds = root.get<std::vector<int64_t>>("seeds", {0});
-  // Held-out domains: a list of lists, or {each: [...], pairs: bool}.
-  std::vector<std::vector<std::string>> tests;
-  {
-    const YAML::Node td = root.raw("test_domains");
-    if (!td.IsDefined() || td.IsNull()) {
-      tests.push_back({});  // the base configs' own
-    } else if (td.IsSequence()) {
-      for (const auto& t : td) tests.push_back(t.as<std::vector<std::string>>());
-    } else if (td.IsMap()) {
-      ConfigReader tdr(td, "test_domains", tree.origins);
-      const auto each = tdr.require<std::vector<std::string>>("each");
-      const bool pairs = tdr.get("pairs", false);
-      tdr.finish();
-      for (const auto& d : each) tests.push_back({d});
-      if (pairs)
-        for (size_t i = 0; i < each.size(); ++i)
-          for (size_t j = i + 1; j < each.size(); ++j) tests.push_back({each[i], each[j]});
-    } else {
-      throw ConfigError("test_domains", "a list of lists, or {each: [...], pairs: true|false}");
-    }
-  }
-  root.finish();
-
-  std::vector<std::string> files;
-  for (const auto& b : base) files.push_back(locate(b, file));
-  for (const auto& test : tests)
-    for (const auto& point : points)
-      for (int64_t seed : seeds) {
-        Run r;
-        r.sets = fixed;
-        std::string label;
-        for (const auto& tagged : point) {  // G: grid, R: random draw
-          const std::string s = tagged.substr(1);
-          r.sets.push_back(s);
-          label += s + " ";
-          std::string& part = tagged[0] == 'G' ? r.grid : r.random;
-          part += (part.empty() ? "" : " ") + s;
-        }
-        r.sets.push_back(concat("run.seed=", seed));
-        r.seed = seed;
-        r.test = test;
-        if (!test.empty()) {
-          YAML::Node list(YAML::NodeType::Sequence);
-          for (const auto& d : test) list.push_back(d);
-          r.sets.push_back("data.test_domains=" + flow(list));
-          label += "test=" + flow(list) + " ";
-        }
-        label += concat("seed=", seed);
-        r.label = label;
-        // The folder name is a hash of the resolved config (every default filled in), computed
-        // with a fixed placeholder for run.dir so that it does not depend on the output folder.
-        ConfigTree t;
-        for (const auto& f : files) t.merge_file(f);
-        for (const auto& s : r.sets) t.set(s);
-        t.set("run.dir=sweep");
-        try {
-          resolve_train_config(t);
-        } catch (const ConfigError& e) {  // refuse the sweep before anything runs, naming the run
-          throw ConfigError(file, concat("run '", r.label, "': ", e.what()));
-        }
-        char name[17];
-        std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(fnv1a(t.dump())));
-        r.dir = (fs::path(sw.out) / std::string(name, 12)).string();
-        t.set("run.dir=" + flow(YAML::Node(r.dir)));
-        r.config = t.dump();
-        sw.runs.push_back(std::move(r));
-      }
-  return sw;
-}
+// The sweep's runs, each config resolved as `train` resolves it.
+Sweep load_sweep(const std::string& file) { return plan_sweep(file, resolve_train_config); }
 
 std::string read_first_line(const fs::path& p) {
   std::ifstream in(p);
@@ -352,41 +168,26 @@ std::string write_array_script(const Sweep& sw, const RunOptions& o, const Slurm
     std::ofstream runs(dir / "runs.txt");
     for (const auto& r : sw.runs) runs << fs::absolute(r.dir).string() << "\n";
   }
-  const std::string self = fs::read_symlink("/proc/self/exe").string();
-  const std::string launch = so.launcher == "srun" ? concat("srun --mpi=pmix -n ", o.ranks)
-                                                   : (o.ranks > 1 ? concat("mpirun -np ", o.ranks) : std::string());
-  std::ostringstream s;
-  s << "#!/bin/bash\n"
-    << "# Written by `oodtrain sweep slurm " << sw.file << "`: one array task per run of the sweep.\n"
-    << "#SBATCH --job-name=oodt-" << fs::path(sw.file).stem().string() << "\n"
-    << "#SBATCH --array=0-" << sw.runs.size() - 1 << (so.max_parallel > 0 ? concat("%", so.max_parallel) : "") << "\n"
-    << "#SBATCH --ntasks=" << o.ranks << "\n"
-    << "#SBATCH --time=" << so.time << "\n";
-  if (!so.partition.empty()) s << "#SBATCH --partition=" << so.partition << "\n";
-  s << "#SBATCH --signal=B:USR1@" << so.signal_seconds << "\n"
-    << "#SBATCH --requeue\n#SBATCH --open-mode=append\n"
-    << "#SBATCH --output=" << (dir / "%A_%a.out").string() << "\n"
-    << "set -u\n"
-    << "dir=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" '" << (dir / "runs.txt").string() << "')\n"
-    << "[ -e \"$dir/done\" ] && exit 0\n"
-    << "rm -f \"$dir/failed\" \"$dir/stopped\"\n"
-    << "echo \"slurm ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" > \"$dir/running\"\n"
-    << "# Slurm signals this shell (B:); pass it on to the ranks, which stop at an agreed step.\n"
-    << "child=\nforward() { [ -n \"$child\" ] && kill -USR1 \"$child\" 2> /dev/null; }\n"
-    << "trap forward USR1 TERM\n"
-    << (launch.empty() ? "" : launch + " ") << "'" << self << "' train -c \"$dir/config.yaml\" --resume >> \"$dir/log.txt\" 2>&1 &\n"
-    << "child=$!\n"
-    << "while :; do wait \"$child\"; code=$?; kill -0 \"$child\" 2> /dev/null || break; done\n"
-    << "rm -f \"$dir/running\"\n"
-    << "case $code in\n"
-    << "  0) echo ok > \"$dir/done\" ;;\n"
-    << "  " << kExitRequeue << ") echo \"stopped by a signal with a checkpoint; requeued\" > \"$dir/stopped\"\n"
-    << "      scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" ;;\n"
-    << "  *) echo \"exit $code: $(grep -a error \"$dir/log.txt\" | tail -n 1)\" > \"$dir/failed\" ;;\n"
-    << "esac\n"
-    << "exit $code\n";
+  const std::string launcher = so.launcher == "srun" ? concat("srun --mpi=pmix -n ", o.ranks, " ")
+                               : o.ranks > 1         ? concat("mpirun -np ", o.ranks, " ")
+                                                     : std::string();
+  const std::string script_text = render_template(
+      slurm_array_template(),
+      {{"sweep_file", sw.file},
+       {"name", fs::path(sw.file).stem().string()},
+       {"last_index", concat(sw.runs.size() - 1)},
+       {"max_parallel", so.max_parallel > 0 ? concat("%", so.max_parallel) : ""},
+       {"ntasks", concat(o.ranks)},
+       {"time", so.time},
+       {"partition_line", so.partition.empty() ? "" : concat("#SBATCH --partition=", so.partition, "\n")},
+       {"signal_seconds", concat(so.signal_seconds)},
+       {"slurm_dir", dir.string()},
+       {"launcher", launcher},
+       {"oodtrain", fs::read_symlink("/proc/self/exe").string()},
+       {"requeue_code", concat(kExitRequeue)}},
+      "launch/templates/slurm_array.sh");
   const fs::path script = dir / "array.sh";
-  std::ofstream(script) << s.str();
+  std::ofstream(script) << script_text;
   fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
   return script.string();
 }
