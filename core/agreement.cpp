@@ -17,7 +17,7 @@ int StepAgreement::add(const std::string& name) {
 }
 
 void StepAgreement::raise(int flag, double value) {
-  OODT_CHECK(value >= 0, "step agreement flag '", name(flag), "': values are >= 0");
+  OODT_CHECK(value >= 0, "step agreement flag '", names_.at(static_cast<size_t>(flag)), "': values are >= 0");
   double& v = local_.at(static_cast<size_t>(flag));
   v = std::max(v, value);
 }

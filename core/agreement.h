@@ -22,7 +22,6 @@ class StepAgreement {
   void agree(Communicator& comm);
   double value(int flag) const { return agreed_.at(static_cast<size_t>(flag)); }
   bool raised(int flag) const { return value(flag) > 0; }
-  const std::string& name(int flag) const { return names_.at(static_cast<size_t>(flag)); }
 
  private:
   std::vector<std::string> names_;

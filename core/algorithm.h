@@ -40,7 +40,7 @@ enum class Claim {
   SecondPass,           // the gradients of the step, from an extra forward/backward pass
   BatchNormStatistics,  // how BatchNorm layers compute their statistics
   Attention,            // how attention layers attend
-  Quantization,         // the conv/linear layers' fake quantization
+  LayerPrecision,       // the arithmetic of conv/linear layers (learned low-bit weights and inputs)
   HeadSamples,          // how many predictions the head makes per input in training
 };
 const char* claim_name(Claim c);

@@ -67,7 +67,7 @@ class GradientAllReduce final : public AveragingStrategy {
 std::unique_ptr<GradientSync> make_gradient_sync(const State& state);
 
 // Every rank's map, on rank 0 ([rank]; empty elsewhere); the maps may differ in names, shapes
-// and dtypes. For state that differs between ranks (a federated client's, a soup candidate's)
+// and dtypes. For state that differs between ranks (a client's, one group's model)
 // to reach the checkpoint rank 0 writes. Sent one rank at a time in chunks of at most 256 MiB,
 // so no rank holds more than its own map and one other, and no MPI call exceeds its count limit.
 std::vector<TensorMap> gather_maps_to_root(Communicator& comm, const TensorMap& mine);

@@ -42,7 +42,7 @@ std::string checkpoint_name(int64_t step);
 std::vector<std::string> list_checkpoints(const std::string& dir);
 
 // The current weights with the run's metadata and no optimizer or plugin state: what plugins
-// export mid-run (soup candidates). `origin` goes to init_from (default: the run's).
+// export mid-run (one of several models trained at once). `origin` goes to init_from (default: the run's).
 Checkpoint weights_checkpoint(const State& state, const std::string& origin = "");
 
 // Copies `state` into `module`'s parameters and buffers; every name must be present with the
@@ -53,7 +53,7 @@ void load_module_state(torch::nn::Module& module, const TensorMap& state, const 
 TensorMap module_state(const torch::nn::Module& module);
 
 // Entries of `m` whose names start with `prefix`, the prefix removed (namespaced state inside
-// one TensorMap, e.g. `rank1.` or `candidate_2.model.`).
+// one TensorMap, e.g. `rank1.` or `group_2.model.`).
 TensorMap with_prefix(const TensorMap& m, const std::string& prefix);
 
 }  // namespace oodt

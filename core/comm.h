@@ -23,7 +23,7 @@ namespace oodt {
 enum class ReduceOp { Sum, Max, Min };
 
 // What this thread is doing, for the collective ledger: nested scopes joined by " / ", e.g.
-// "step 12 / after_backward / sagm". Set by the trainer and the plugin engine.
+// "step 12 / after_backward / <plugin>". Set by the trainer and the plugin engine.
 class CollectiveContext {
  public:
   explicit CollectiveContext(std::string what);

@@ -131,7 +131,7 @@ void ConfigTree::set(const std::string& assignment) {
       }
       YAML::Node entry = node[index];
       const std::string name = entry_name(entry);
-      if (entry.IsScalar()) {  // promote `- mixup` to `- mixup: {}` so it can hold keys
+      if (entry.IsScalar()) {  // promote `- name` to `- name: {}` so it can hold keys
         YAML::Node promoted(YAML::NodeType::Map);
         promoted[name] = YAML::Node(YAML::NodeType::Map);
         node[index] = promoted;

@@ -33,7 +33,7 @@ struct ConfigTree {
   void merge(const YAML::Node& over, const std::string& origin);
   // Applies one `dotted.key=value` override; value is parsed as YAML. A path segment that
   // meets a list selects an element by index or, for lists of named entries such as
-  // `algorithms`, by name (`algorithms.mixup.alpha=0.2`).
+  // `algorithms`, by name (`algorithms.<name>.alpha=0.2`).
   void set(const std::string& assignment);
   // The resolved tree as YAML text.
   std::string dump() const;

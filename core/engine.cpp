@@ -54,7 +54,7 @@ const char* claim_name(Claim c) {
     case Claim::SecondPass: return "second_pass";
     case Claim::BatchNormStatistics: return "batch_norm_statistics";
     case Claim::Attention: return "attention";
-    case Claim::Quantization: return "quantization";
+    case Claim::LayerPrecision: return "layer_precision";
     case Claim::HeadSamples: return "head_samples";
   }
   return "?";

@@ -36,7 +36,7 @@ class Engine {
   BucketHookProvider* bucket_hook_provider() const { return find<BucketHookProvider>(); }
 
   const std::vector<std::unique_ptr<Algorithm>>& algorithms() const { return algorithms_; }
-  // The resolved order per phase, one line each ("before_forward: mixup, ..."), and the
+  // The resolved order per phase, one line each ("before_forward: a, b, ..."), and the
   // plugins owning optional interfaces.
   std::string describe_order() const;
 

@@ -97,7 +97,6 @@ class GradientSync {
 
   size_t num_buckets() const { return buckets_.size(); }
   bool overlapping() const { return thread_ != nullptr || inline_launch_; }
-  const BucketHook& hook() const { return *hook_; }
   void save(TensorMap& out) const;  // the bucket order
   void load(const TensorMap& in);
 

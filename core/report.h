@@ -3,7 +3,7 @@
 //   run_dir/config.yaml    the resolved config;   run_dir/plugins.txt  the plugin order;
 //   run_dir/metrics.jsonl  one JSON object per evaluation (below);
 //   stdout                 progress lines, one line per evaluation, the final table;
-//   plugin files           through write_json / append_json_line (candidates.json, ...).
+//   plugin files           through write_json / append_json_line (a plugin's own summaries).
 // It is rank-aware: every rank takes part in the collectives, only rank 0 writes. Every JSON
 // file goes through nlohmann::json (strings escaped, non-finite numbers as null).
 //

@@ -24,7 +24,7 @@ struct Batch {
   at::Tensor labels;   // [N] int64 class ids
   at::Tensor domains;  // [N] int64 domain ids
   // Optional [N, num_classes] target distribution. When set, the loss is the cross-entropy
-  // against it instead of against `labels` (label smoothing and mixup write it).
+  // against it instead of against `labels` (plugins that smooth or mix targets write it).
   at::Tensor soft_targets;
 
   Batch to(const at::Device& device) const;

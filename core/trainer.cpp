@@ -87,7 +87,8 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
 
 void Trainer::init_weights(const std::string& checkpoint) {
   Checkpoint ck = read_checkpoint(checkpoint);
-  // A float model can start a run that adds state (quantizer steps): those start fresh.
+  // A run whose plugins add state (new parameters of swapped layers) may start from a
+  // checkpoint without it: that state starts fresh.
   load_module_state(*model_, ck.model, checkpoint, plugin_state_);
   state_.init_from = fs::absolute(checkpoint).string();
 }

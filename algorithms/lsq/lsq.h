@@ -101,7 +101,7 @@ class Lsq final : public Algorithm {
   void prepare_model(State& state) override;
   // fit_start: steps and input signs from one training batch (unless a checkpoint had them).
   void hooks(HookTable& table) override;
-  std::vector<Claim> claims() const override { return {Claim::Quantization}; }
+  std::vector<Claim> claims() const override { return {Claim::LayerPrecision}; }
   Capabilities capabilities() const override { return Capabilities::swapping_layers(); }
 
  private:

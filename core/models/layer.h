@@ -11,7 +11,7 @@
 //   replace_layers<T>(root, make)
 //            module surgery: every module of dynamic type T that sits in a slot is replaced by
 //            make(old, path) under the same name, so parameter and buffer names, and with them
-//            checkpoints, optimizer state and soups, do not change.
+//            checkpoints, optimizer state and weight-space merges, do not change.
 //
 // A replacement usually adopts the old layer's tensors (the `Adopt` constructors of the core
 // layers register the same tensor objects) and overrides one virtual method.
@@ -41,9 +41,6 @@ class SlotBase {
  public:
   virtual ~SlotBase() = default;
   const std::string& name() const { return name_; }
-  virtual std::shared_ptr<torch::nn::Module> module() const = 0;
-  // Whether `m` offers this slot's interface (so it may replace what the slot holds).
-  virtual bool accepts(const torch::nn::Module& m) const = 0;
   // Points the slot at `m`; false (and no change) when `m` does not offer the interface.
   virtual bool reset(const std::shared_ptr<torch::nn::Module>& m) = 0;
   // The name of the interface, for errors.
@@ -64,8 +61,6 @@ class Slot final : public SlotBase {
   const std::shared_ptr<T>& get() const { return ptr_; }
   explicit operator bool() const { return ptr_ != nullptr; }
 
-  std::shared_ptr<torch::nn::Module> module() const override { return ptr_; }
-  bool accepts(const torch::nn::Module& m) const override { return dynamic_cast<const T*>(&m) != nullptr; }
   bool reset(const std::shared_ptr<torch::nn::Module>& m) override {
     auto typed = std::dynamic_pointer_cast<T>(m);
     if (!typed) return false;
@@ -85,7 +80,6 @@ class Block : public Layer {
   Block(const Block&) = delete;
   Block& operator=(const Block&) = delete;
 
-  const std::vector<SlotBase*>& slots() const { return slots_; }
   // The slot holding the child `name`, or nullptr.
   SlotBase* slot(const std::string& name) const;
 
@@ -114,7 +108,6 @@ class StackImpl final : public Block {
   // Appends `layer` as the child `name`.
   void push_back(const std::string& name, std::shared_ptr<Layer> layer);
   at::Tensor forward(const at::Tensor& x) override;
-  size_t size() const { return layers_.size(); }
 
  private:
   std::vector<std::unique_ptr<Slot<Layer>>> layers_;

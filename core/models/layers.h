@@ -100,7 +100,7 @@ class LayerNormImpl : public Layer {
 using LayerNorm = std::shared_ptr<LayerNormImpl>;
 
 // Dropout + linear classifier: the part of every model that fine-tuning replaces and WiSE-FT
-// and soups address as `head.fc`. Training: fc(h * mask), mask ~ Bernoulli(1 - p) / (1 - p).
+// and weight-space merges address as `head.fc`. Training: fc(h * mask), mask ~ Bernoulli(1 - p) / (1 - p).
 class HeadImpl : public Block {
  public:
   HeadImpl(int64_t features, int64_t classes, double dropout);

@@ -1,6 +1,6 @@
 #pragma once
 // The model zoo. Every model is a trunk (features) followed by a Head (dropout + linear
-// classifier), bound to the slots `trunk` and `head`: WiSE-FT and soups address parameters by
+// classifier), bound to the slots `trunk` and `head`: weight-space merges address parameters by
 // these names, and fine-tuning replaces the head. Parameter and buffer names (module paths
 // such as `trunk.block1.conv.weight`) are the checkpoint's dataset names and are kept stable;
 // docs/models.md lists them. Models are built from the plain layers of layers.h inside Blocks,

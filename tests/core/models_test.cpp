@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "core/models/model.h"
 
 namespace oodt {
@@ -8,6 +9,13 @@ namespace {
 std::shared_ptr<Model> make(const std::string& yaml, ModelShape shape) {
   ConfigReader cfg(YAML::Load(yaml), "model", nullptr);
   return build_model(cfg, shape);
+}
+
+void load_state(Model& into, Model& from) {
+  at::NoGradGuard no_grad;
+  const auto src = from.named_state();
+  const auto dst = into.named_state();
+  for (size_t i = 0; i < src.size(); ++i) dst[i].second.copy_(src[i].second);
 }
 
 int64_t count_params(const Model& m) {
@@ -77,6 +85,68 @@ TEST(Models, ConfigErrors) {
   EXPECT_NE(msg("{name: cnm}").find("did you mean 'cnn'"), std::string::npos);
   EXPECT_NE(msg("{name: cnn, hidden: [3]}").find("model.hidden: unknown key"), std::string::npos);
   EXPECT_NE(msg("{name: mlp, dropout: 1.5}").find("model.dropout: must be in [0, 1)"), std::string::npos);
+}
+
+// A BatchNorm that marks itself: what a plugin's layer looks like.
+class TaggedBatchNorm final : public BatchNormImpl {
+ public:
+  explicit TaggedBatchNorm(const BatchNormImpl& base) : BatchNormImpl(base, Adopt{}) {}
+};
+
+TEST(ModuleSurgery, ReplacesEveryLayerOfATypeUnderTheSameNames) {
+  auto m = make("{name: resnet18, width: 4}", {{3, 8, 8}, 2});
+  const auto before = m->named_state();
+  int64_t bns = 0;
+  for_each_layer<BatchNormImpl>(*m, [&](BatchNormImpl&) { ++bns; });
+  std::vector<std::string> paths;
+  const int64_t n = replace_layers<BatchNormImpl>(*m, [&](BatchNormImpl& bn, const std::string& path) {
+    paths.push_back(path);
+    return std::make_shared<TaggedBatchNorm>(bn);
+  });
+  EXPECT_EQ(n, bns);
+  EXPECT_EQ(bns, 20);  // stem, 2 per basic block, 3 shortcuts
+  EXPECT_EQ(paths.front(), "trunk.stem.bn");
+  EXPECT_NE(std::find(paths.begin(), paths.end(), "trunk.layer2.0.shortcut.bn"), paths.end());
+  int64_t tagged = 0;
+  for_each_layer<TaggedBatchNorm>(*m, [&](TaggedBatchNorm&) { ++tagged; });
+  EXPECT_EQ(tagged, bns);
+  const auto after = m->named_state();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].first, before[i].first);
+    EXPECT_TRUE(after[i].second.is_same(before[i].second)) << after[i].first;
+  }
+  // The forward goes through the new layers: the model still computes the same function.
+  m->eval();
+  const at::Tensor x = at::randn({2, 3, 8, 8});
+  auto fresh = make("{name: resnet18, width: 4}", {{3, 8, 8}, 2});
+  load_state(*fresh, *m);
+  fresh->eval();
+  EXPECT_TRUE(at::allclose(m->forward(x), fresh->forward(x)));
+  // A replacement is not searched again; nullptr keeps a layer.
+  EXPECT_EQ(replace_layers<BatchNormImpl>(*m, [](BatchNormImpl&, const std::string&) { return nullptr; }), 0);
+}
+
+// A module that holds a Linear without a slot: surgery cannot reach into its forward.
+class Opaque final : public Layer {
+ public:
+  Opaque() { fc = register_module("fc", std::make_shared<LinearImpl>(2, 2)); }
+  at::Tensor forward(const at::Tensor& x) override { return fc->forward(x); }
+  std::shared_ptr<LinearImpl> fc;
+};
+
+TEST(ModuleSurgery, RefusesLayersOutsideSlotsAndReplacementsOfAnotherKind) {
+  auto stack = make_stack();
+  stack->push_back("opaque", std::make_shared<Opaque>());
+  try {
+    replace_layers<LinearImpl>(*stack, [](LinearImpl& l, const std::string&) { return std::make_shared<LinearImpl>(2, 2); });
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'opaque.fc'"), std::string::npos) << e.what();
+  }
+  auto head = std::make_shared<HeadImpl>(4, 3, 0.0);
+  EXPECT_THROW(replace_layers<LinearImpl>(*head, [](LinearImpl&, const std::string&) { return std::make_shared<ReLUImpl>(); }),
+               Error);
 }
 
 }  // namespace

@@ -284,6 +284,61 @@ TEST(CompressedAllReduce, Fp16AndBf16ErrorsAreMeasuredAndBounded) {
   }
 }
 
+// A plugin's own per-bucket hook: an identity that counts the buckets it sees.
+class CountingHook final : public BucketHook {
+ public:
+  explicit CountingHook(int64_t* count) : count_(count) {}
+  std::string name() const override { return "counting"; }
+  at::Tensor encode(const at::Tensor& bucket) override {
+    ++*count_;
+    return bucket;
+  }
+  void decode(const at::Tensor&, at::Tensor&) override {}
+
+ private:
+  int64_t* count_;
+};
+
+class HookPlugin final : public Algorithm, public BucketHookProvider {
+ public:
+  explicit HookPlugin(int64_t* count) : count_(count) { set_name("counting_hook"); }
+  void hooks(HookTable&) override {}
+  std::unique_ptr<BucketHook> bucket_hook() override { return std::make_unique<CountingHook>(count_); }
+
+ private:
+  int64_t* count_;
+};
+
+TEST(BucketHooks, APluginHookSeesEveryBucketAndTheEngineDoesTheRest) {
+  const std::string model = "{name: mlp, hidden: [16, 8]}";
+  auto plain = make_trainer(model, *g_comm, 8, 3);
+  plain->fit();
+  int64_t count = 0;
+  TrainerOptions o;
+  o.run_dir = test::temp_dir("dist_hook");
+  o.steps = 3, o.eval_every = 0, o.checkpoint_every = 0;
+  o.dist.bucket_mb = 0.001;
+  o.optim.name = "sgd", o.optim.lr = 0.1, o.optim.momentum = 0.9, o.optim.weight_decay = 1e-3;
+  o.schedule.name = "cosine";
+  auto build = [&](TrainerOptions options) {
+    at::manual_seed(7);
+    ConfigReader cfg(YAML::Load(model), "model", nullptr);
+    std::vector<std::unique_ptr<Algorithm>> algos;
+    algos.push_back(std::make_unique<HookPlugin>(&count));
+    return std::make_unique<Trainer>(options, build_model(cfg, ModelShape{{1, 4, 4}, 3}),
+                                     test::slice_data(8, g_comm->rank(), g_comm->world_size()),
+                                     std::make_unique<Engine>(std::move(algos)), *g_comm, at::Device(at::kCPU), "{}");
+  };
+  auto hooked = build(o);
+  hooked->fit();
+  const auto a = plain->model().named_state(), b = hooked->model().named_state();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+  if (g_comm->world_size() > 1) EXPECT_EQ(count, 3 * static_cast<int64_t>(gradient_sync(*hooked).num_buckets()));
+  // A plugin's hook and dist.compress both decide what goes over the wire: refused.
+  o.dist.compress = GradCompression::Fp16;
+  EXPECT_THROW(build(o), ConfigError);
+}
+
 TEST(Accumulation, MicroBatchesMatchOneBatch) {
   // Four micro-batches of 2 per rank, summed, then one all-reduce: the same step as batches
   // of 8 up to float rounding (no BN or dropout, whose statistics would see micro-batches).
