@@ -10,6 +10,9 @@
   bench/throughput.py pytorch [--rounds 3]
       oodtrain against bench/ddp_baseline.py (PyTorch DDP, gloo), both `mpirun -np 2`, same
       model, data, batch, optimizer and threads: the CNN and a small MLP.
+  bench/throughput.py compare --baseline OTHER/oodtrain [--rounds 3]
+      this build's oodtrain against another build of it (an earlier commit, say), both
+      `mpirun -np 2`, same everything: the CNN and the MLP. What a change costs or saves.
 
 Rounds alternate the contenders so drift hits both; the median of each is reported. Every
 process is launched by mpirun with the same binding (one core per rank). oodtrain's rate is
@@ -48,10 +51,12 @@ def rate(run_dir):
         return [json.loads(l) for l in f if l.strip()][-1]["samples_per_s"]
 
 
-def oodtrain(a, ranks, model, extra=()):
+def oodtrain(a, ranks, model, extra=(), binary=None):
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run(mpirun(ranks) + train_cmd(a, model, f"{d}/run", extra), env=ENV, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cmd = train_cmd(a, model, f"{d}/run", extra)
+        if binary:
+            cmd[0] = binary
+        subprocess.run(mpirun(ranks) + cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return rate(f"{d}/run")
 
 
@@ -75,7 +80,8 @@ def pytorch(a, model):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", choices=["scaling", "pytorch"])
+    ap.add_argument("which", choices=["scaling", "pytorch", "compare"])
+    ap.add_argument("--baseline", help="compare: the other build's oodtrain binary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=150)
@@ -96,6 +102,18 @@ def main():
               f"[{m1:.0f} vs {m2:.0f} samples/s, median of {a.rounds}]")
         print(f"  the machine's ceiling (2 independent processes / (2 x 1 process)): {mp / (2 * m1):.3f}; "
               f"2 ranks / 2 independent processes: {m2 / mp:.3f}")
+        return
+    if a.which == "compare":
+        if not a.baseline:
+            ap.error("compare needs --baseline OTHER/oodtrain")
+        for model in ("cnn", "mlp"):
+            ours, theirs = [], []
+            for r in range(a.rounds):
+                ours.append(oodtrain(a, 2, model, a.set))
+                theirs.append(oodtrain(a, 2, model, a.set, binary=a.baseline))
+                print(f"{model} round {r}: this build {ours[-1]:.0f}, baseline {theirs[-1]:.0f} samples/s", flush=True)
+            mo, mt = statistics.median(ours), statistics.median(theirs)
+            print(f"{model}: this build / baseline = {mo / mt:.3f}  [{mo:.0f} vs {mt:.0f} samples/s, median of {a.rounds}]")
         return
     for model in ("cnn", "mlp"):
         ours, theirs = [], []

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The unit and 2-rank tests under AddressSanitizer and UndefinedBehaviorSanitizer (a CI job:
 # .ci/run runs it after scripts/test.sh). Builds into build-asan/ (gcc, -O1, no benchmarks),
-# then runs ctest -L 'unit|dist'. Any report fails the run (UBSan does not recover).
+# then runs ctest -L 'unit|dist' (with the small data file the combination matrix trains on).
+# Any report fails the run (UBSan does not recover).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh > /dev/null   # packages (and the normal build, which test.sh needs anyway)
@@ -12,7 +13,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     -DCMAKE_CXX_FLAGS_SANITIZE="$FLAGS" -DCMAKE_C_FLAGS_SANITIZE="$FLAGS" \
     -DCMAKE_EXE_LINKER_FLAGS_SANITIZE="-fsanitize=address,undefined" > /dev/null
 fi
-cmake --build "$BUILD" --target oodt_tests oodt_dist_tests oodt_watchdog_probe -- -j "${OODT_BUILD_JOBS:-$(nproc)}"
+cmake --build "$BUILD" --target oodt_tests oodt_dist_tests oodt_watchdog_probe oodt_combination_tests oodtrain -- -j "${OODT_BUILD_JOBS:-$(nproc)}"
 # LibTorch is not instrumented: its static registries look like leaks at exit, and it frees
 # some memory it did not allocate with the matching operator. Everything else is checked.
 export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:abort_on_error=1"
