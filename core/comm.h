@@ -1,7 +1,7 @@
 #pragma once
 // The communicator: the only way the trainer, averaging strategies and algorithms talk to
-// other ranks. Backends: MPI (CPU tensors; CUDA tensors are staged through host memory) and a
-// single-process one; an NCCL backend for CUDA tensors plugs in behind the same interface.
+// other ranks. Backends: MPI, which hands CUDA tensors to NCCL (core/nccl.h) when built with it
+// and stages them through host memory otherwise, and a single-process one.
 //
 // Every collective must be entered by every rank in the same order with tensors of the same
 // shape and dtype. Each communicator counts its collectives and keeps the last one (sequence

@@ -46,6 +46,7 @@ CandidateGroups::CandidateGroups(int64_t group_size, std::string key) : group_si
 
 void CandidateGroups::setup(State& state) {
   Communicator& world = *state.comm;
+  const TensorMap loaded = pending_;  // the gradient buckets' order, if a checkpoint had one
   bucket_bytes_ = state.dist.bucket_bytes();
   if (state.data->as<ReshardableSource>() == nullptr)
     throw ConfigError(key_, "the data source cannot deal its data anew to groups of ranks (data.type: domains can)");
@@ -74,6 +75,7 @@ void CandidateGroups::setup(State& state) {
   }
   reshard(state);
   sync_ = make_gradient_sync(state);
+  sync_->load(loaded);
   sync_->setup(*state.model, *group_);
 }
 
@@ -115,6 +117,7 @@ void CandidateGroups::prepare_save(State& state) {
 
 void CandidateGroups::save(TensorMap& out) const {
   out["layout"] = at::tensor({candidates_, group_size_, static_cast<int64_t>(merged_)}, at::kLong);
+  if (sync_) sync_->save(out);
   for (const auto& [k, v] : gathered_) out[k] = v;
   gathered_.clear();  // written; do not keep the other candidates until the next checkpoint
 }

@@ -50,7 +50,9 @@ std::string base_config(const std::vector<std::string>& plugins) {
   std::string list;
   for (const auto& p : plugins) {
     attention = attention || p == "ssa";
-    list += concat(list.empty() ? "" : ", ", "{", p, ": ", kOptions.at(p), "}");
+    auto it = kOptions.find(p);
+    if (it == kOptions.end()) throw Error(concat("combinations_test.cpp: add test options for the new plugin '", p, "' to kOptions"));
+    list += concat(list.empty() ? "" : ", ", "{", p, ": ", it->second, "}");
   }
   const std::string model = attention ? "{name: vit, patch: 7, dim: 8, depth: 1, heads: 2, dropout: 0.2}"
                                       : "{name: cnn, channels: [4, 4], dropout: 0.2}";
