@@ -101,6 +101,7 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
   auto model = build_model(cfg, ModelShape{{1, 28, 28}, 10});
   Trainer t(o, model, std::make_unique<bench::MemoryData>(batch), std::make_unique<Engine>(std::vector<std::unique_ptr<Algorithm>>{}),
             comm, at::Device(at::kCPU), "{}");
+  t.open_run_dir(RunDirMode::Overwrite);  // the same folder every time
   t.prepare_run_dir();
   t.setup();
   t.fit(2);  // warm-up; the first step also re-plans the buckets in the observed order

@@ -39,6 +39,7 @@ double trainer_seconds_per_step(std::unique_ptr<DataSource> data, int steps, Com
   auto model = build_model(cfg, ModelShape{data->input_shape(), data->num_classes()});
   Trainer t(o, model, std::move(data), std::make_unique<Engine>(std::vector<std::unique_ptr<Algorithm>>{}), comm,
             at::Device(at::kCPU), "{}");
+  t.open_run_dir(RunDirMode::Overwrite);  // the same folder every time
   t.prepare_run_dir();
   t.setup();
   t.fit(5);

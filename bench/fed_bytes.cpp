@@ -94,6 +94,7 @@ double bytes_per_sample(const std::string& algorithms, int64_t steps, int64_t fr
   for (auto& a : registry.build(YAML::Load(algorithms), nullptr)) algos.push_back(std::move(a));
   Trainer t(o, model, std::make_unique<PoolData>(4000, batch, comm.rank(), comm.world_size()),
             std::make_unique<Engine>(std::move(algos)), comm, at::Device(at::kCPU), "{}");
+  t.open_run_dir(RunDirMode::Overwrite);  // the same folder every time
   t.prepare_run_dir();
   t.fit();
   const uint64_t sent = p->bytes[static_cast<size_t>(steps - 1)] - p->bytes[static_cast<size_t>(from)];

@@ -35,6 +35,7 @@ double seconds_per_step(const std::string& algorithms, int64_t steps, int64_t ba
   auto model = build_model(cfg, ModelShape{{1, 28, 28}, 10});
   auto engine = std::make_unique<Engine>(registry.build(YAML::Load(algorithms), nullptr));
   Trainer t(o, model, std::make_unique<bench::MemoryData>(batch), std::move(engine), comm, at::Device(at::kCPU), "{}");
+  t.open_run_dir(RunDirMode::Overwrite);  // the same folder every time
   t.prepare_run_dir();
   t.setup();
   t.fit(2);  // warm-up steps, not timed (allocator, first-touch)

@@ -1,13 +1,19 @@
 #pragma once
-// Checkpoints: one HDF5 file, readable with h5py.
-//   /            attrs: format, format_version, step, epoch, world_size, seed, git_revision,
-//                       config (the resolved YAML), init_from, created
+// Checkpoints: one HDF5 file, readable with h5py, and a digest of its bytes beside it.
+//   /            attrs: format, format_version (2), step, epoch, world_size, seed, checksum
+//                (fixed-length strings and integers: nothing in HDF5's global heap)
+//   /meta/{config,git_revision,init_from,created}   uint8 datasets: the resolved YAML, ...
 //   /model/<name>         every parameter and buffer, named by module path
 //   /optimizer/<key>      optimizer state (see Optimizer::state_dict)
 //   /averaging/<key>      averaging-strategy state, if any
 //   /plugins/<plugin>/<key>  each plugin's own state
+//   /trainer/<key>        the trainer's own (the training-loss window of every rank)
 //   /rng/torch_cpu        [world_size, n] uint8: every rank's CPU generator state
-// Written atomically: to `<path>.tmp`, flushed and fsync'ed, then renamed over `path`.
+//   <path>.sum            the size and a 64-bit digest of the file's bytes
+// Written atomically: to `<path>.tmp`, flushed and fsync'ed, renamed over `path`; then the
+// sidecar, also atomically. Reading checks the bytes against the sidecar before libhdf5 parses
+// anything (a flipped byte can crash libhdf5), then the checksum over the contents and the
+// step, epoch and world size. Version-1 checkpoints (no sidecar, strings as attributes) load.
 #include <map>
 #include <set>
 #include <string>
@@ -29,6 +35,7 @@ struct Checkpoint {
   TensorMap optimizer;
   TensorMap averaging;
   std::map<std::string, TensorMap> plugins;
+  TensorMap trainer;
   at::Tensor rng;            // [world_size, n] uint8
 };
 
@@ -40,6 +47,18 @@ Checkpoint read_checkpoint(const std::string& path);
 std::string checkpoint_name(int64_t step);
 // Checkpoints in `dir`, newest (highest step) first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
+// Removes a checkpoint and its sidecar.
+void remove_checkpoint(const std::string& path);
+
+// The newest checkpoint in `dir` that reads and verifies; each newer one that does not is
+// skipped with the reason (whatever failed: checking, parsing, memory). An empty path when
+// none reads.
+struct CheckpointChoice {
+  std::string path;
+  Checkpoint checkpoint;
+  std::vector<std::string> skipped;  // why each newer checkpoint was passed over
+};
+CheckpointChoice newest_readable_checkpoint(const std::string& dir);
 
 // The current weights with the run's metadata and no optimizer or plugin state: what plugins
 // export mid-run (one of several models trained at once). `origin` goes to init_from (default: the run's).

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace oodt {
@@ -64,20 +66,60 @@ std::string entry_name(const YAML::Node& entry) {
   return "";
 }
 
+// Bounds on a parsed tree, aliases expanded: a config has no use for more, and a hostile file
+// (an alias that refers to itself, or aliases of aliases growing exponentially) must fail
+// here, before anything walks the tree.
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxNodes = 200000;
+
+// Rejects what yaml-cpp accepts but a config must not have: an alias that contains itself (an
+// endless tree), more than kMaxDepth levels or kMaxNodes nodes once aliases are expanded, and
+// a key given twice in one map (yaml-cpp would keep both, and readers would see the first).
+void check_tree(const YAML::Node& node, const std::string& origin, std::vector<YAML::Node>& ancestors, size_t& nodes) {
+  const auto where = [&](const YAML::Node& n) { return concat(origin, ":", n.Mark().line + 1, ":", n.Mark().column + 1); };
+  for (const YAML::Node& a : ancestors)
+    if (node.is(a))
+      throw ConfigError("", concat(where(node), ": a YAML alias refers to a node that contains it (an endless tree)"));
+  if (++nodes > kMaxNodes)
+    throw ConfigError("", concat(origin, ": more than ", kMaxNodes, " YAML nodes once aliases are expanded"));
+  if (static_cast<int>(ancestors.size()) >= kMaxDepth)
+    throw ConfigError("", concat(where(node), ": YAML nested deeper than ", kMaxDepth, " levels"));
+  if (!node.IsMap() && !node.IsSequence()) return;
+  ancestors.push_back(node);
+  if (node.IsMap()) {
+    std::set<std::string> keys;
+    for (const auto& kv : node) {
+      if (kv.first.IsScalar() && !keys.insert(kv.first.Scalar()).second)
+        throw ConfigError("", concat(where(kv.first), ": key '", kv.first.Scalar(), "' is given twice in one map"));
+      check_tree(kv.first, origin, ancestors, nodes);
+      check_tree(kv.second, origin, ancestors, nodes);
+    }
+  } else {
+    for (const auto& item : node) check_tree(item, origin, ancestors, nodes);
+  }
+  ancestors.pop_back();
+}
+
 }  // namespace
 
 YAML::Node parse_yaml(const std::string& text, const std::string& origin) {
+  YAML::Node node;
   try {
-    YAML::Node node = YAML::Load(text);
-    if (!node.IsDefined() || node.IsNull()) return YAML::Node(YAML::NodeType::Map);
-    return node;
+    node = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw ConfigError("", concat(origin, ":", e.mark.line + 1, ":", e.mark.column + 1,
                               ": invalid YAML: ", e.msg));
   }
+  if (!node.IsDefined() || node.IsNull()) return YAML::Node(YAML::NodeType::Map);
+  std::vector<YAML::Node> ancestors;
+  size_t nodes = 0;
+  check_tree(node, origin, ancestors, nodes);
+  return node;
 }
 
 void ConfigTree::merge_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw ConfigError("", concat(path, ": is a directory, not a config file"));
   std::ifstream in(path);
   if (!in) throw ConfigError("", concat(path, ": cannot open config file"));
   std::stringstream ss;
@@ -114,10 +156,11 @@ void ConfigTree::set(const std::string& assignment) {
       size_t index = node.size();
       std::vector<std::string> names;
       if (is_integer(part)) {
-        const long idx = std::stol(part);
-        if (idx < 0 || static_cast<size_t>(idx) >= node.size())
-          throw ConfigError(path, concat("--set: index out of range (the list has ", node.size(), " entries)"));
-        index = static_cast<size_t>(idx);
+        // Compared as text first: an index of 20 digits does not fit a long.
+        const bool in_range = part[0] != '-' && part.size() <= 9 && std::stoll(part) < static_cast<long long>(node.size());
+        if (!in_range)
+          throw ConfigError(path, concat("--set: index ", part, " is out of range (the list has ", node.size(), " entries)"));
+        index = static_cast<size_t>(std::stoll(part));
       } else {
         for (size_t j = 0; j < node.size() && index == node.size(); ++j) {
           names.push_back(entry_name(node[j]));

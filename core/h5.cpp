@@ -28,6 +28,20 @@ void quiet() {
   if (!done) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr), done = true;
 }
 
+std::string dtype_name(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kShort: return "int16";
+    case at::kChar: return "int8";
+    case at::kByte: return "uint8";
+    case at::kBool: return "bool";
+    default: return c10::toString(t);
+  }
+}
+
 hid_t native_type(at::ScalarType t) {
   switch (t) {
     case at::kFloat: return H5T_NATIVE_FLOAT;
@@ -45,6 +59,7 @@ hid_t native_type(at::ScalarType t) {
 namespace {
 at::ScalarType dtype_of(hid_t type, const std::string& where) {
   const H5T_class_t cls = H5Tget_class(type);
+  if (cls == H5T_NO_CLASS) throw DataError(concat(where, ": cannot read its element type (corrupt?)"));
   const size_t size = H5Tget_size(type);
   if (cls == H5T_FLOAT) return size == 4 ? at::kFloat : at::kDouble;
   if (cls == H5T_INTEGER) {
@@ -115,11 +130,14 @@ std::vector<std::string> File::list(const std::string& group) const {
   Handle g(H5Gopen2(id(), group.c_str(), H5P_DEFAULT), H5Gclose);
   if (!g.valid()) fail(group, "not a group");
   H5G_info_t info;
-  H5Gget_info(g.id(), &info);
+  if (H5Gget_info(g.id(), &info) < 0) fail(group, "cannot read the group (corrupt?)");
   for (hsize_t i = 0; i < info.nlinks; ++i) {
     const ssize_t n = H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0 || n > 65535) fail(group, concat("cannot read the name of member ", i, " (corrupt?)"));
     std::string name(static_cast<size_t>(n), '\0');
-    H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), n + 1, H5P_DEFAULT);
+    if (H5Lget_name_by_idx(g.id(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), static_cast<size_t>(n) + 1,
+                           H5P_DEFAULT) < 0)
+      fail(group, concat("cannot read the name of member ", i, " (corrupt?)"));
     names.push_back(name);
   }
   return names;
@@ -153,16 +171,38 @@ std::vector<int64_t> File::shape(const std::string& name) const {
   Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) fail(name, "not a dataset");
   Handle space(H5Dget_space(ds.id()), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.id());
-  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-  if (rank > 0) H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.id()) : -1;
+  if (rank < 0 || rank > 32) fail(name, "cannot read its shape (corrupt?)");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0 && H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr) < 0) fail(name, "cannot read its shape (corrupt?)");
   return std::vector<int64_t>(dims.begin(), dims.end());
+}
+
+at::ScalarType File::dtype(const std::string& name) const {
+  if (!exists(name)) fail(name, "dataset not found");
+  Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) fail(name, "not a dataset");
+  Handle type(H5Dget_type(ds.id()), H5Tclose);
+  if (!type.valid()) fail(name, "cannot read its type (corrupt?)");
+  return dtype_of(type.id(), path_ + ": " + name);
+}
+
+void File::write_text(const std::string& name, const std::string& text) {
+  write(name, at::from_blob(const_cast<char*>(text.data()), {static_cast<int64_t>(text.size())}, at::kByte));
+}
+
+std::string File::read_text(const std::string& name) const {
+  if (dtype(name) != at::kByte || shape(name).size() != 1) fail(name, "is not text (a 1-d uint8 dataset)");
+  const at::Tensor t = read(name);
+  return std::string(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel()));
 }
 
 at::Tensor File::read(const std::string& name) const {
   const std::vector<int64_t> dims = shape(name);
   Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) fail(name, "not a dataset");
   Handle type(H5Dget_type(ds.id()), H5Tclose);
+  if (!type.valid()) fail(name, "cannot read its type (corrupt?)");
   const at::ScalarType dtype = dtype_of(type.id(), path_ + ": " + name);
   at::Tensor out = at::empty(dims, at::TensorOptions().dtype(dtype));
   if (out.numel() > 0 && H5Dread(ds.id(), native_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()) < 0)
@@ -237,6 +277,16 @@ void File::set_attr(const std::string& object, const std::string& key, const std
   put_attr(object, key, type.id(), space.id(), &p);
 }
 
+void File::set_attr_fixed(const std::string& object, const std::string& key, const std::string& value) {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.id(), std::max<size_t>(1, value.size()));
+  H5Tset_strpad(type.id(), H5T_STR_NULLPAD);
+  const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  std::string padded = value;
+  padded.resize(std::max<size_t>(1, value.size()), '\0');
+  put_attr(object, key, type.id(), space.id(), padded.data());
+}
+
 void File::set_attr(const std::string& object, const std::string& key, const std::vector<std::string>& value) {
   const Handle type = vl_string_type();
   const hsize_t n = value.size();
@@ -274,8 +324,10 @@ std::vector<std::string> File::attr_strings(const std::string& object, const std
   if (!a.valid()) fail(object, "missing attribute '" + key + "'");
   Handle type(H5Aget_type(a.id()), H5Tclose);
   Handle space(H5Aget_space(a.id()), H5Sclose);
-  if (H5Tget_class(type.id()) != H5T_STRING) fail(object, "attribute '" + key + "' is not a string");
+  if (!type.valid() || !space.valid() || H5Tget_class(type.id()) != H5T_STRING)
+    fail(object, "attribute '" + key + "' is not a string");
   const hssize_t n = H5Sget_simple_extent_npoints(space.id());
+  if (n < 0 || n > (1 << 20)) fail(object, "attribute '" + key + "' has a corrupt size");
   std::vector<std::string> out;
   if (H5Tis_variable_str(type.id()) > 0) {
     Handle mtype(H5Tcopy(H5T_C_S1), H5Tclose);
@@ -287,6 +339,7 @@ std::vector<std::string> File::attr_strings(const std::string& object, const std
     H5Dvlen_reclaim(mtype.id(), space.id(), H5P_DEFAULT, ptrs.data());
   } else {
     const size_t size = H5Tget_size(type.id());
+    if (size == 0 || size > (size_t{1} << 24)) fail(object, "attribute '" + key + "' has a corrupt size");
     std::vector<char> buf(size * static_cast<size_t>(n));
     if (H5Aread(a.id(), type.id(), buf.data()) < 0) fail(object, "cannot read attribute " + key);
     for (hssize_t i = 0; i < n; ++i) {
@@ -304,9 +357,18 @@ std::string File::attr_string(const std::string& object, const std::string& key)
   return v[0];
 }
 
+namespace {
+// A numeric attribute holds exactly one value (reading more into one would overflow it).
+bool scalar_attr(hid_t a) {
+  Handle space(H5Aget_space(a), H5Sclose);
+  return space.valid() && H5Sget_simple_extent_npoints(space.id()) == 1;
+}
+}  // namespace
+
 int64_t File::attr_int(const std::string& object, const std::string& key) const {
   Handle a = open_attr(id(), object, key);
   if (!a.valid()) fail(object, "missing attribute '" + key + "'");
+  if (!scalar_attr(a.id())) fail(object, "attribute '" + key + "' is not a single integer");
   int64_t v = 0;
   if (H5Aread(a.id(), H5T_NATIVE_INT64, &v) < 0) fail(object, "attribute '" + key + "' is not an integer");
   return v;
@@ -315,6 +377,7 @@ int64_t File::attr_int(const std::string& object, const std::string& key) const 
 double File::attr_double(const std::string& object, const std::string& key) const {
   Handle a = open_attr(id(), object, key);
   if (!a.valid()) fail(object, "missing attribute '" + key + "'");
+  if (!scalar_attr(a.id())) fail(object, "attribute '" + key + "' is not a single number");
   double v = 0;
   if (H5Aread(a.id(), H5T_NATIVE_DOUBLE, &v) < 0) fail(object, "attribute '" + key + "' is not a number");
   return v;

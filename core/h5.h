@@ -53,8 +53,16 @@ class File {
   at::Tensor read(const std::string& name) const;
   std::vector<int64_t> shape(const std::string& name) const;
 
-  // Attributes on an object ("/" for the file).
+  // Text as a uint8 dataset (no variable-length type: nothing in HDF5's global heap).
+  void write_text(const std::string& name, const std::string& text);
+  std::string read_text(const std::string& name) const;
+  // The element type of a dataset.
+  at::ScalarType dtype(const std::string& name) const;
+
+  // Attributes on an object ("/" for the file). Strings are variable-length UTF-8 (as h5py
+  // writes str), or with set_attr_fixed a fixed-length string stored in the object header.
   void set_attr(const std::string& object, const std::string& key, const std::string& value);
+  void set_attr_fixed(const std::string& object, const std::string& key, const std::string& value);
   void set_attr(const std::string& object, const std::string& key, int64_t value);
   void set_attr(const std::string& object, const std::string& key, double value);
   void set_attr(const std::string& object, const std::string& key, const std::vector<std::string>& value);
@@ -83,6 +91,8 @@ class File {
 
 // Turns HDF5's automatic error printing off (once per thread).
 void quiet();
+// The usual name of a tensor dtype ("uint8", "float32", ...), for messages.
+std::string dtype_name(at::ScalarType t);
 // Native HDF5 type for a tensor dtype.
 hid_t native_type(at::ScalarType t);
 

@@ -1,7 +1,12 @@
 #include "core/report.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <cmath>
 #include <cstdio>
@@ -35,11 +40,30 @@ std::string utc_now(double* unix_seconds) {
   return buf;
 }
 
+// Writes or appends `text` whole: a write that fails (a full disk, a quota, a read-only
+// mount) is an error naming the file, and an append that fails half-way is taken back, so a
+// file never ends in a cut line.
 void write_file(const fs::path& path, const std::string& text, bool append) {
-  std::ofstream out(path, append ? std::ios::app : std::ios::trunc);
-  out << text;
-  out.flush();
-  if (!out) throw Error(concat("cannot write ", path.string()));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+  if (fd < 0) throw Error(concat("cannot write ", path.string(), ": ", std::strerror(errno)));
+  struct stat st {};
+  const off_t before = ::fstat(fd, &st) == 0 ? st.st_size : 0;
+  size_t done = 0;
+  int err = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : ENOSPC;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (err != 0 && append && ::ftruncate(fd, before) != 0) {
+    // Could not take the partial line back either; the error below still names the file.
+  }
+  ::close(fd);
+  if (err != 0) throw Error(concat("cannot write ", path.string(), ": ", std::strerror(err)));
 }
 
 }  // namespace
@@ -93,19 +117,37 @@ RunReporter::RunReporter(Communicator& comm, std::string run_dir, bool verbose, 
 
 bool RunReporter::writes() const { return comm_.rank() == 0; }
 
-void RunReporter::prepare(const std::string& config, const std::string& plugin_order) const {
+void RunReporter::open(RunDirMode mode) {
+  if (writes()) dir_ = RunDirectory::open(run_dir_, mode);
+}
+
+void RunReporter::prepare(const std::string& config, const std::string& plugin_order) {
   if (!writes()) return;
-  std::error_code ec;
-  fs::create_directories(run_dir_, ec);
-  if (ec) throw ConfigError("run.dir", concat("cannot create ", run_dir_, ": ", ec.message()));
+  if (!dir_.is_open()) open(RunDirMode::Fresh);
   write_file(fs::path(run_dir_) / "config.yaml", config, false);
   write_file(fs::path(run_dir_) / "plugins.txt", plugin_order, false);
+  dir_.kept();
 }
 
 void RunReporter::step_done(double loss, int64_t samples, bool updated) {
   if (updated) window_loss_ += loss, window_updates_ += 1;
   window_steps_ += 1;
   window_samples_ += samples;
+}
+
+at::Tensor RunReporter::window() const {
+  return at::tensor({window_loss_, window_seconds_, static_cast<double>(window_updates_),
+                     static_cast<double>(window_steps_), static_cast<double>(window_samples_)},
+                    at::kDouble);
+}
+
+void RunReporter::restore_window(const at::Tensor& w) {
+  OODT_CHECK(w.numel() == 5, "a training window of ", w.numel(), " values, expected 5");
+  const at::Tensor d = w.to(at::kDouble).contiguous();
+  const double* v = d.data_ptr<double>();
+  window_loss_ = v[0], window_seconds_ = v[1];
+  window_updates_ = static_cast<int64_t>(v[2]), window_steps_ = static_cast<int64_t>(v[3]);
+  window_samples_ = static_cast<int64_t>(v[4]);
 }
 
 void RunReporter::progress(const State& s, bool force) {

@@ -23,6 +23,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/evaluate.h"
+#include "core/run_dir.h"
 
 namespace oodt {
 
@@ -36,8 +37,11 @@ class RunReporter {
   bool writes() const;
   const std::string& run_dir() const { return run_dir_; }
 
-  // Creates the run directory and writes the resolved config and the plugin order (rank 0).
-  void prepare(const std::string& config, const std::string& plugin_order) const;
+  // Opens (creates, checks, locks) the run directory on rank 0 (core/run_dir.h).
+  void open(RunDirMode mode);
+  // Writes the resolved config and the plugin order (rank 0), opening the directory as a fresh
+  // run's if open() was not called. Set-up succeeded: the directory stays.
+  void prepare(const std::string& config, const std::string& plugin_order);
 
   // A finished step: its mean loss on this rank, its samples, whether it was applied; then
   // the seconds the step took (evaluations and checkpoints excluded).
@@ -49,6 +53,10 @@ class RunReporter {
   // this rank's count of skipped steps since the last row.
   void evaluation(const State& s, const std::vector<SplitMetrics>& metrics, const std::vector<DomainInfo>& domains,
                   int64_t skipped);
+  // This rank's training-loss and throughput window since the last row, for checkpoints (a
+  // resumed run's next row then matches the uninterrupted run's), and back.
+  at::Tensor window() const;
+  void restore_window(const at::Tensor& w);
   // The per-domain table (rank 0).
   void table(const std::vector<SplitMetrics>& metrics, const std::vector<DomainInfo>& domains) const;
 
@@ -59,6 +67,7 @@ class RunReporter {
  private:
   Communicator& comm_;
   std::string run_dir_;
+  RunDirectory dir_;  // rank 0: the lock on run_dir_
   bool verbose_;
   int64_t log_every_;
   // Since the last evaluation row, this rank's (the progress line shows rank 0's loss).

@@ -103,9 +103,12 @@ void Trainer::resume(const Checkpoint& ck, const std::string& checkpoint) {
     auto it = ck.plugins.find(algo->name());
     algo->load(it == ck.plugins.end() ? TensorMap{} : it->second);
   }
-  if (ck.rng.defined() && ck.world_size == comm_.world_size()) {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    gen.set_state(ck.rng[comm_.rank()].clone());
+  if (ck.world_size == comm_.world_size()) {
+    if (ck.rng.defined()) {
+      at::Generator gen = at::detail::getDefaultCPUGenerator();
+      gen.set_state(ck.rng[comm_.rank()].clone());
+    }
+    if (auto it = ck.trainer.find("loss_window"); it != ck.trainer.end()) reporter_.restore_window(it->second[comm_.rank()]);
   }
   state_.step = ck.step;
   state_.epoch = ck.epoch;
@@ -119,6 +122,8 @@ void Trainer::resume(const Checkpoint& ck, const std::string& checkpoint) {
     std::cerr << "oodtrain: warning: " << checkpoint << " was written by " << ck.world_size << " ranks, resuming on "
               << comm_.world_size() << "; the data order changes from here\n";
 }
+
+void Trainer::open_run_dir(RunDirMode mode) { reporter_.open(mode); }
 
 void Trainer::prepare_run_dir() { reporter_.prepare(config_, engine_->describe_order()); }
 
@@ -175,6 +180,7 @@ void Trainer::train_step() {
   s.lr = learning_rate(options_.schedule, options_.optim.lr, s.step, options_.steps);
   model_->train();
   optimizer_->zero_grad();
+  nonfinite_.begin_step(s);
 
   // One pass per micro-batch; gradients add up, and only the last pass communicates.
   const int64_t n = batch.size(), k = std::min<int64_t>(options_.accumulate, std::max<int64_t>(n, 1));
@@ -196,12 +202,12 @@ void Trainer::train_step() {
   }
   engine_->run(Phase::AfterAveraging, s);
 
+  // A dropped update (train.nonfinite: skip) is still a step: plugins' per-step bookkeeping
+  // runs, only the optimizer does not.
   const bool update = agree_on_step(loss);
-  if (update) {
-    engine_->run(Phase::BeforeOptimizerStep, s);
-    optimizer_->step(s.lr);
-    engine_->run(Phase::AfterOptimizerStep, s);
-  }
+  engine_->run(Phase::BeforeOptimizerStep, s);
+  if (update) optimizer_->step(s.lr);
+  engine_->run(Phase::AfterOptimizerStep, s);
   s.step += 1;
   reporter_.step_done(loss, n, update);
 }
@@ -262,8 +268,9 @@ void Trainer::save_checkpoint() {
   ck.config = config_;
   ck.git_revision = git_revision();
   ck.init_from = state_.init_from;
-  // Every rank's generator state, gathered to every rank (rank 0 writes).
+  // Every rank's generator state and training-loss window, gathered to every rank (rank 0 writes).
   ck.rng = comm_.all_gather(at::detail::getDefaultCPUGenerator().get_state());
+  ck.trainer["loss_window"] = comm_.all_gather(reporter_.window());
   last_checkpoint_step_ = state_.step;
   if (comm_.rank() != 0) return;
   ck.model = module_state(*model_);
@@ -272,7 +279,7 @@ void Trainer::save_checkpoint() {
   for (const auto& algo : engine_->algorithms()) algo->save(ck.plugins[algo->name()]);
   write_checkpoint((fs::path(options_.run_dir) / checkpoint_name(state_.step)).string(), ck);
   const auto all = list_checkpoints(options_.run_dir);
-  for (size_t i = static_cast<size_t>(options_.keep_checkpoints); i < all.size(); ++i) fs::remove(all[i]);
+  for (size_t i = static_cast<size_t>(options_.keep_checkpoints); i < all.size(); ++i) remove_checkpoint(all[i]);
 }
 
 }  // namespace oodt

@@ -37,7 +37,7 @@ struct TrainerOptions {
   int64_t eval_batch_size = 512;
   std::string device = "auto";     // auto | cpu | cuda (resolved by the launcher)
   int64_t threads = 0;             // intra-op threads per rank; 0: cores per rank on the node
-  NonFinitePolicy nonfinite = NonFinitePolicy::Abort;  // a NaN/Inf loss or gradient: abort | skip
+  NonFiniteOptions nonfinite;      // a NaN/Inf loss, gradient or buffer: abort | skip, and skip's limits
   int64_t accumulate = 1;          // micro-batches per step (gradients summed, one all-reduce)
   DistOptions dist;
   OptimOptions optim;
@@ -72,8 +72,12 @@ class Trainer {
   // Starts from a checkpoint's weights only (fresh optimizer, step 0).
   void init_weights(const std::string& checkpoint);
 
-  // Creates the run directory and writes the resolved config and plugin order into it
-  // (rank 0). Part of set-up, so a directory that cannot be made fails every rank together.
+  // Opens the run directory as `mode` says (core/run_dir.h: created, checked, locked; rank 0).
+  // Part of set-up, before a checkpoint is read from it, so a directory that cannot be used
+  // fails every rank together.
+  void open_run_dir(RunDirMode mode);
+  // Writes the resolved config and plugin order into the run directory (rank 0), opening it
+  // as a fresh run's if open_run_dir was not called. The end of set-up.
   void prepare_run_dir();
   // Runs the plugins' fit_start hooks and the averaging set-up (rank 0's weights to every
   // rank). Part of set-up: a plugin that rejects the run here fails every rank together.

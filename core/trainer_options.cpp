@@ -25,11 +25,16 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     o.eval_batch_size = train.get("eval_batch_size", o.eval_batch_size);
     o.device = train.one_of("device", o.device, {"auto", "cpu", "cuda"});
     o.threads = train.get("threads", o.threads);
-    o.nonfinite = train.one_of<NonFinitePolicy>("nonfinite", o.nonfinite,
-                                                {{"abort", NonFinitePolicy::Abort}, {"skip", NonFinitePolicy::Skip}});
+    o.nonfinite.policy = train.one_of<NonFinitePolicy>("nonfinite", o.nonfinite.policy,
+                                                       {{"abort", NonFinitePolicy::Abort}, {"skip", NonFinitePolicy::Skip}});
+    o.nonfinite.max_consecutive_skips = train.get("max_consecutive_skips", o.nonfinite.max_consecutive_skips);
+    o.nonfinite.max_skipped_fraction = train.get("max_skipped_fraction", o.nonfinite.max_skipped_fraction);
+    train.check(o.nonfinite.max_consecutive_skips >= 0, "max_consecutive_skips", "must be >= 0");
+    train.check(o.nonfinite.max_skipped_fraction >= 0 && o.nonfinite.max_skipped_fraction <= 1, "max_skipped_fraction",
+                "must be in [0, 1]");
     o.accumulate = train.get("accumulate", o.accumulate);
     train.check(o.accumulate >= 1, "accumulate", "must be >= 1 (micro-batches per step)");
-    train.check(o.threads >= 0, "threads", "must be >= 0 (0: cores per rank)");
+    train.check(o.threads >= 0 && o.threads <= 1024, "threads", "must be in [0, 1024] (0: cores per rank)");
     train.check(o.steps > 0, "steps", "must be > 0");
     train.check(o.eval_every >= 0, "eval_every", "must be >= 0 (0: evaluate only at the end)");
     train.check(o.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: only at the end)");

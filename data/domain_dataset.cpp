@@ -29,7 +29,7 @@ DataOptions DataOptions::from_config(ConfigReader& cfg) {
     cfg.check(o.seq_len > 0, "seq_len", "must be > 0");
   }
   o.prefetch = cfg.get("prefetch", o.prefetch);
-  cfg.check(o.prefetch >= 0, "prefetch", "must be >= 0 (0: read batches on the training thread)");
+  cfg.check(o.prefetch >= 0 && o.prefetch <= 64, "prefetch", "must be in [0, 64] (0: read batches on the training thread)");
   cfg.check(!o.path.empty(), "path", "must name the data file (make an HDF5 one with `oodtrain data prepare`)");
   cfg.check(o.holdout_fraction > 0 && o.holdout_fraction < 1, "holdout_fraction", "must be in (0, 1)");
   cfg.check(o.split_seed >= 0, "split_seed", "must be >= 0");
@@ -76,6 +76,11 @@ DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank
     if (!file_.exists(name)) throw DataError(concat(p, ": dataset ", name, " is missing (not an oodtrain data file?)"));
   const auto ishape = file_.shape("/images");
   if (ishape.size() != 4) throw DataError(concat(p, ": /images must be [N, C, H, W], has ", ishape.size(), " dimensions"));
+  // Pixels are read as uint8 and scaled by 1/255; HDF5 would convert other types silently
+  // (floats in [0, 1] to 0 or 1, larger integers clamped), so they are refused.
+  if (const at::ScalarType t = file_.dtype("/images"); t != at::kByte)
+    throw DataError(concat(p, ": /images holds ", h5::dtype_name(t), " values; oodtrain reads 8-bit images (uint8, 0-255): "
+                           "convert them to uint8"));
   const int64_t n = ishape[0];
   if (file_.shape("/labels") != std::vector<int64_t>{n})
     throw DataError(concat(p, ": /labels must have shape [", n, "] to match /images"));

@@ -26,6 +26,11 @@ int cmd_export(const Args& args) {
   po::variables_map vm;
   if (!parse_args("export", "export --quantized ckpt.h5 --out model_int.h5", args, desc, vm, &pos)) return 0;
   if (!vm.count("quantized")) throw ConfigError("--quantized", "say which export you want: --quantized");
+  {
+    std::error_code ec;
+    if (fs::weakly_canonical(out, ec) == fs::weakly_canonical(in, ec))
+      throw ConfigError("--out", concat("'", out, "' is the checkpoint being exported; write the result elsewhere"));
+  }
   const Checkpoint ck = read_checkpoint(in);
   // Layout: /layers/<layer>/weight (int8, or int16 above 8 bits) with attributes weight_step,
   // weight_bits, input_step, input_bits, input_signed; /float/<name> every other entry.

@@ -89,13 +89,27 @@ struct Scorer {
 // soups only work for models fine-tuned from the same start.
 void warn_on_origins(const std::vector<Checkpoint>& cks, const std::vector<std::string>& paths) {
   for (size_t i = 0; i < cks.size(); ++i) {
-    if (cks[i].init_from.empty() || cks[i].init_from != cks[0].init_from) {
+    if (cks[i].init_from.empty()) {
+      std::cerr << "oodtrain: warning: " << paths[i] << " records no origin (it was not started with --init-from); "
+                << "a soup assumes every candidate was fine-tuned from the same start\n";
+      return;
+    }
+    if (cks[i].init_from != cks[0].init_from) {
       std::cerr << "oodtrain: warning: the candidates do not share a recorded origin (" << paths[0] << ": '"
                 << cks[0].init_from << "', " << paths[i] << ": '" << cks[i].init_from
                 << "'); averaging models trained from different starts usually fails\n";
       return;
     }
   }
+}
+
+// Refuses an output path that names one of the inputs: writing it would replace an input.
+void refuse_overwriting_inputs(const std::string& out, const std::vector<std::string>& inputs, const std::string& key) {
+  std::error_code ec;
+  const fs::path o = fs::weakly_canonical(out, ec);
+  for (const auto& in : inputs)
+    if (fs::weakly_canonical(in, ec) == o)
+      throw ConfigError(key, concat("'", out, "' is one of the inputs (", in, "); write the result elsewhere"));
 }
 
 std::vector<Checkpoint> load_all(const std::vector<std::string>& paths) {
@@ -232,6 +246,7 @@ int cmd_soup(const Args& args) {
   if (method != "uniform" && method != "greedy")
     throw ConfigError("--method", concat("'", method, "' is not one of: uniform, greedy"));
   if (paths.size() < 2) throw ConfigError("--checkpoints", "a soup needs at least two candidates");
+  refuse_overwriting_inputs(out, paths, "--out");
   if (recalibrate < 1) throw ConfigError("--recalibrate-batches", "must be >= 1");
   const auto cks = load_all(paths);
   warn_on_origins(cks, paths);

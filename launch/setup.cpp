@@ -35,20 +35,13 @@ void resume_newest(Trainer& trainer, const std::string& run_dir, Communicator& c
   Checkpoint ck;
   std::string chosen, error;  // rank 0's
   if (comm.rank() == 0) {
-    const auto found = list_checkpoints(run_dir);
-    for (size_t i = 0; i < found.size() && chosen.empty() && error.empty(); ++i) {
-      try {
-        ck = read_checkpoint(found[i]);
-        chosen = fs::path(found[i]).filename().string();
-      } catch (const DataError& e) {
-        if (i + 1 == found.size()) {
-          error = concat(e.what(), "; no older checkpoint in ", run_dir, " to fall back to");
-          break;
-        }
-        std::fprintf(stderr, "oodtrain: warning: %s is unreadable (%s); trying %s\n", found[i].c_str(), e.what(),
-                     found[i + 1].c_str());
-      }
-    }
+    CheckpointChoice choice = newest_readable_checkpoint(run_dir);
+    for (const auto& why : choice.skipped)
+      std::fprintf(stderr, "oodtrain: warning: %s; trying the checkpoint before it\n", why.c_str());
+    if (choice.path.empty() && !choice.skipped.empty())
+      error = concat(choice.skipped.back(), "; no older checkpoint in ", run_dir, " to fall back to");
+    chosen = fs::path(choice.path).filename().string();
+    ck = std::move(choice.checkpoint);
   }
   // The chosen file's name from rank 0 to every rank (length 0: start fresh; -1: none readable).
   at::Tensor length = at::full({1}, error.empty() ? static_cast<int64_t>(chosen.size()) : int64_t{-1}, at::kLong);
@@ -92,6 +85,7 @@ TrainConfig read_train_config(ConfigTree tree, const Registry& registry) {
 
 std::unique_ptr<Trainer> start_training(TrainConfig& c, Communicator& comm, const StartOptions& start) {
   if (!start.init_from.empty() && start.resume) throw ConfigError("", "--init-from and --resume exclude each other");
+  if (start.overwrite && start.resume) throw ConfigError("", "--overwrite and --resume exclude each other");
   set_threads(c.trainer.threads, comm);
   const at::Device device = pick_device(c.trainer.device, comm);
   auto data = make_data_source(c.data, static_cast<uint64_t>(c.trainer.seed), comm.rank(), comm.world_size());
@@ -102,10 +96,13 @@ std::unique_ptr<Trainer> start_training(TrainConfig& c, Communicator& comm, cons
   auto engine = std::make_unique<Engine>(std::move(c.algorithms));
   auto trainer = std::make_unique<Trainer>(c.trainer, model, std::move(data), std::move(engine), comm, device,
                                            c.tree.dump());
+  trainer->open_run_dir(start.resume      ? RunDirMode::Resume
+                        : start.overwrite ? RunDirMode::Overwrite
+                                          : RunDirMode::Fresh);
   if (!start.init_from.empty()) trainer->init_weights(start.init_from);
-  trainer->prepare_run_dir();
   if (start.resume) resume_newest(*trainer, c.trainer.run_dir, comm);
   trainer->setup();
+  trainer->prepare_run_dir();
   return trainer;
 }
 

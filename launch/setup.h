@@ -30,14 +30,16 @@ struct TrainConfig {
 TrainConfig read_train_config(ConfigTree tree, const Registry& registry);
 
 struct StartOptions {
-  std::string init_from;  // start from this checkpoint's weights (fresh optimizer, step 0)
-  bool resume = false;    // continue from the newest readable checkpoint in run.dir, if any
+  std::string init_from;   // start from this checkpoint's weights (fresh optimizer, step 0)
+  bool resume = false;     // continue from the newest readable checkpoint in run.dir, if any
+  bool overwrite = false;  // start afresh in a run.dir that holds an earlier run
 };
 
 // Builds this rank's data source, model, plugins and trainer from `config` (its algorithms are
-// moved into the trainer), applies --init-from or --resume, writes the run directory and runs
-// the set-up (plugins' fit_start, the averaging strategy's set-up). Throws on bad input; the
-// caller makes the ranks agree (agree()).
+// moved into the trainer), opens and locks the run directory (core/run_dir.h), applies
+// --init-from or --resume, runs the set-up (plugins' fit_start, the averaging strategy's
+// set-up) and only then writes config.yaml and plugins.txt: a refused set-up leaves the
+// directory as it was. Throws on bad input; the caller makes the ranks agree (agree()).
 std::unique_ptr<Trainer> start_training(TrainConfig& config, Communicator& comm, const StartOptions& start);
 
 // Runs `fn` on every rank; if it throws on any rank, every rank learns of it (one collective),

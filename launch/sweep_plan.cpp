@@ -86,6 +86,8 @@ SweepPlan plan_sweep(const std::string& file, const std::function<void(ConfigTre
     const std::string key = kv.first.as<std::string>();
     if (!kv.second.IsSequence() || kv.second.size() == 0)
       throw ConfigError("grid." + key, "must be a non-empty list of values");
+    if (points.size() * kv.second.size() > kMaxSweepRuns)
+      throw ConfigError("grid." + key, concat("the grid grows past ", kMaxSweepRuns, " points"));
     std::vector<std::vector<std::string>> next;
     for (const auto& p : points)
       for (const auto& v : kv.second) {
@@ -99,7 +101,10 @@ SweepPlan plan_sweep(const std::string& file, const std::function<void(ConfigTre
   {
     ConfigReader random = root.child("random");
     const auto count = random.get<int64_t>("count", 0);
-    random.check(count >= 0, "count", "must be >= 0");
+    random.check(count >= 0 && count <= static_cast<int64_t>(kMaxSweepRuns), "count",
+                 concat("must be in [0, ", kMaxSweepRuns, "]"));
+    random.check(static_cast<size_t>(count) * points.size() <= kMaxSweepRuns, "count",
+                 concat("gives ", count * static_cast<int64_t>(points.size()), " draws over the grid; at most ", kMaxSweepRuns));
     const auto seed = random.get<int64_t>("seed", 0);
     if (count > 0) {
       ConfigReader params = random.child("params");
@@ -143,6 +148,10 @@ SweepPlan plan_sweep(const std::string& file, const std::function<void(ConfigTre
   }
   root.finish();
 
+  const size_t total = tests.size() * points.size() * std::max<size_t>(1, seeds.size());
+  if (total > kMaxSweepRuns)
+    throw ConfigError(file, concat("the sweep has ", total, " runs (held-out sets x grid points x draws x seeds); at most ",
+                                   kMaxSweepRuns));
   std::vector<std::string> files;
   for (const auto& b : base) files.push_back(locate(b, file));
   for (const auto& test : tests)

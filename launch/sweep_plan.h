@@ -13,6 +13,9 @@
 
 namespace oodt {
 
+// The most runs a sweep may have (each is a resolved config, a folder and a training run).
+constexpr size_t kMaxSweepRuns = 10000;
+
 struct SweepRun {
   std::vector<std::string> sets;  // dotted.key=value overrides, in order
   std::string label;              // what distinguishes it, for people

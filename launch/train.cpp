@@ -50,12 +50,14 @@ int cmd_train(const Args& args) {
       ("set,s", po::value(&sets)->composing(), "override one key: --set optim.lr=0.05 (applied after the files)")
       ("dump-config", "print the resolved config (defaults filled in) and exit")
       ("resume", "continue from the newest checkpoint in run.dir, if there is one")
+      ("overwrite", "start afresh in a run.dir that holds an earlier run (its checkpoints and metrics are removed)")
       ("init-from", po::value(&start.init_from), "start from this checkpoint's weights (fresh optimizer, step 0)")
       ("stop-at-step", po::value(&stop_at), "stop after this global step, writing a checkpoint (resume later)");
   po::variables_map vm;
   if (!parse_args("train", "train -c config.yaml [-c more.yaml] [--set key=value ...] [options]", args, desc, vm))
     return 0;
   start.resume = vm.count("resume") > 0;
+  start.overwrite = vm.count("overwrite") > 0;
   const bool dump = vm.count("dump-config") > 0;
 
   Registry registry;
@@ -79,6 +81,14 @@ int cmd_train(const Args& args) {
   if (dump) {
     if (comm->rank() == 0) std::cout << config.tree.dump();
     return 0;
+  }
+  // A stop signal that came during set-up (Slurm's SIGTERM at a time limit, a preemption):
+  // nothing was trained yet, so every rank stops now with the requeue code.
+  if (const int sig = static_cast<int>(comm->all_reduce_scalar(stop_signal(), ReduceOp::Max)); sig != 0) {
+    if (comm->rank() == 0)
+      std::fprintf(stderr, "oodtrain: stopped by signal %d during set-up, before the first step (exit code %d)\n", sig,
+                   kExitRequeue);
+    return kExitRequeue;
   }
 
   try {

@@ -7,4 +7,4 @@ scripts/setup.sh
 [ -f datasets/rotated_fmnist.h5 ] || build/launch/oodtrain data prepare rotated-fmnist --out datasets
 # As root, Open MPI needs explicit consent; --oversubscribe lets 2 ranks share fewer cores.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-exec mpirun -np 2 --oversubscribe build/launch/oodtrain train -c configs/quickstart.yaml "$@"
+exec mpirun -np 2 --oversubscribe build/launch/oodtrain train -c configs/quickstart.yaml --overwrite "$@"

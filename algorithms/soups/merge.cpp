@@ -166,14 +166,22 @@ std::vector<double> parse_alphas(const std::string& spec) {
     for (std::string p; std::getline(ss, p, ':');) parts.push_back(p);
     if (parts.size() != 3) throw ConfigError("--alphas", concat("'", spec, "': expected a:b:step"));
     const double a = number(parts[0]), b = number(parts[1]), step = number(parts[2]);
-    if (step <= 0 || b < a) throw ConfigError("--alphas", concat("'", spec, "': needs a <= b and step > 0"));
-    const auto n = static_cast<int64_t>(std::floor((b - a) / step + 1e-9));
+    if (!(step > 0) || !(b >= a) || !std::isfinite(b - a))
+      throw ConfigError("--alphas", concat("'", spec, "': needs finite a <= b and step > 0"));
+    const double count = std::floor((b - a) / step + 1e-9) + 1;
+    if (count > static_cast<double>(kMaxAlphas))
+      throw ConfigError("--alphas", concat("'", spec, "' gives ", count, " values; at most ", kMaxAlphas, " (each is an evaluation)"));
+    const auto n = static_cast<int64_t>(count) - 1;
     for (int64_t i = 0; i <= n; ++i) out.push_back(a + static_cast<double>(i) * step);
   } else {
     std::stringstream ss(spec);
     for (std::string p; std::getline(ss, p, ',');) out.push_back(number(p));
   }
   if (out.empty()) throw ConfigError("--alphas", "no values");
+  if (out.size() > static_cast<size_t>(kMaxAlphas))
+    throw ConfigError("--alphas", concat(out.size(), " values; at most ", kMaxAlphas, " (each is an evaluation)"));
+  for (double v : out)
+    if (!std::isfinite(v)) throw ConfigError("--alphas", concat("'", spec, "': every alpha must be a finite number"));
   return out;
 }
 

@@ -64,7 +64,9 @@ class Model;
 bool recalibrate_batch_norm(Model& model, DataSource& data, Communicator& comm, int64_t batches,
                             int64_t bucket_bytes);
 
-// "a:b:step" -> a, a+step, ..., b (inclusive, within rounding); or a comma-separated list.
+// "a:b:step" -> a, a+step, ..., b (inclusive, within rounding); or a comma-separated list. At
+// most kMaxAlphas values.
+constexpr int64_t kMaxAlphas = 1001;
 std::vector<double> parse_alphas(const std::string& spec);
 
 }  // namespace oodt

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""compare_checkpoints.py A.h5 B.h5: exit 0 when model, optimizer, plugin and RNG state and the
-step are bit-identical; otherwise print what differs and exit 1."""
+"""compare_checkpoints.py A.h5 B.h5: exit 0 when model, optimizer, plugin, trainer and RNG state
+and the step are bit-identical; otherwise print what differs and exit 1. The metadata under
+/meta (config text, creation time) is not state and is not compared."""
 import sys
 
 import h5py
@@ -9,7 +10,8 @@ import numpy as np
 
 def datasets(f):
     out = {}
-    f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    f.visititems(lambda name, obj: out.__setitem__(name, obj[()])
+                 if isinstance(obj, h5py.Dataset) and not name.startswith("meta/") else None)
     return out
 
 

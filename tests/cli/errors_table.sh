@@ -13,6 +13,9 @@ while IFS= read -r line; do
   rows=$((rows + 1))
   dir="$WORK/row$rows"
   mkdir -p "$dir"
+  # Each row its own run folder: a run folder holds one run.
+  sed "s|dir: $WORK/run|dir: $dir/run|" "$WORK/tiny.yaml" > "$dir/tiny.yaml"
+  TINY="$dir/tiny.yaml"
   set +e
   (cd "$dir" && timeout 120 bash -c "$cmd") > "$dir/out" 2>&1
   got=$?

@@ -60,7 +60,7 @@ PY
 # A soup across different starts is made, but with a warning.
 run_expect 0 "$WORK/o" -- "$OODTRAIN" soup --method uniform --checkpoints "$WORK/zs/ckpt_000000008.h5" \
   "$WORK/ft/ckpt_000000008.h5" --val "$WORK/tiny.yaml" --out "$WORK/soup/uniform.h5"
-expect_contains "$WORK/o" "do not share a recorded origin"
+expect_contains "$WORK/o" "zs/ckpt_000000008.h5 records no origin"
 
 # Negative case: two models trained from different random inits average into a much worse one.
 for seed in 1 2; do
@@ -70,7 +70,7 @@ for seed in 1 2; do
 done
 run_expect 0 "$WORK/o" -- "$OODTRAIN" soup --method greedy --checkpoints "$WORK/init1/ckpt_000000150.h5" \
   "$WORK/init2/ckpt_000000150.h5" --val "$WORK/tiny.yaml" --out "$WORK/soup/inits.h5"
-expect_contains "$WORK/o" "do not share a recorded origin"
+expect_contains "$WORK/o" "records no origin"
 "$PYTHON" - "$WORK/soup/inits.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))["candidates"]

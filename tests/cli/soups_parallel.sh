@@ -17,7 +17,8 @@ import json, os, sys, h5py, numpy as np
 run, base = sys.argv[1], sys.argv[2]
 c0, c1 = (h5py.File(f"{run}/candidate_{g}.h5") for g in (0, 1))
 soup = h5py.File(f"{run}/ckpt_000000024.h5")
-assert c0.attrs["init_from"] == c1.attrs["init_from"] == os.path.abspath(base), (c0.attrs["init_from"], base)
+origin = [c["meta/init_from"][()].tobytes().decode() for c in (c0, c1)]
+assert origin[0] == origin[1] == os.path.abspath(base), (origin, base)
 assert c0.attrs["step"] == c1.attrs["step"] == 24
 differ = 0
 for name, d in soup["model"].items():

@@ -30,7 +30,8 @@ expect_contains "$WORK/run/config.yaml" "smoothing: 0.1"
 expect_contains "$WORK/run/plugins.txt" "before_forward: mixup"
 test -f "$WORK/run/ckpt_000000024.h5" || fail "no final checkpoint"
 # keep_checkpoints (2): step 8 was removed, 16 and 24 remain.
-[ "$(ls "$WORK/run" | grep -c '^ckpt_')" -eq 2 ] || fail "expected 2 checkpoints: $(ls "$WORK/run")"
+[ "$(ls "$WORK/run" | grep -c '^ckpt_.*\.h5$')" -eq 2 ] || fail "expected 2 checkpoints: $(ls "$WORK/run")"
+[ "$(ls "$WORK/run" | grep -c '^ckpt_.*\.h5\.sum$')" -eq 2 ] || fail "expected each checkpoint's digest beside it: $(ls "$WORK/run")"
 [ "$(wc -l < "$WORK/run/metrics.jsonl")" -eq 2 ] || fail "expected 2 evaluations in metrics.jsonl"
 "$PYTHON" - "$WORK/run" <<'PY'
 import json, sys, h5py
@@ -47,18 +48,18 @@ for split in ("in", "out"):
     m = d["rot_15"][split]
     assert 0 <= m["acc"] <= 1 and m["loss"] > 0 and 0 <= m["ece"] <= 1 and m["n"] > 0, m
 f = h5py.File(run + "/ckpt_000000024.h5", "r")
-assert f.attrs["format"] == "oodtrain-checkpoint" and f.attrs["step"] == 24
+assert f.attrs["format"] == b"oodtrain-checkpoint" and f.attrs["format_version"] == 2 and f.attrs["step"] == 24
 assert "trunk.block0.conv.weight" in f["model"] and "head.fc.weight" in f["model"]
 assert "trunk.block0.conv.weight.momentum_buffer" in f["optimizer"]
 assert "mixup" in f["plugins"] and "label_smoothing" in f["plugins"]
 assert f["rng/torch_cpu"].shape[0] == 1
-assert "label_smoothing" in f.attrs["config"]
+assert "label_smoothing" in f["meta/config"][()].tobytes().decode()
 print("run directory ok")
 PY
 
 # --init-from: a new run from those weights.
 run_expect 0 "$WORK/init" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="$WORK/run2" --set train.steps=2 \
   --init-from "$WORK/run/ckpt_000000024.h5"
-"$PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1]); assert f.attrs['init_from'].endswith('ckpt_000000024.h5')" \
+"$PYTHON" -c "import h5py,sys; f=h5py.File(sys.argv[1]); assert f['meta/init_from'][()].tobytes().decode().endswith('ckpt_000000024.h5')" \
   "$WORK/run2/ckpt_000000002.h5"
 echo "1 passed, 0 failed"

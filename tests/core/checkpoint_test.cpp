@@ -71,11 +71,76 @@ TEST(Checkpoint, ChangedContentsFailTheChecksum) {
     H5Ldelete(f.id(), "/model/w", H5P_DEFAULT);
     f.write("/model/w", at::arange(6, at::kFloat) * 2);
   }
-  try {
-    read_checkpoint(path);
-    ADD_FAILURE() << "a changed checkpoint was accepted";
-  } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos) << e.what();
+  auto error_of = [&] {
+    try {
+      read_checkpoint(path);
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<accepted>");
+  };
+  // The bytes no longer match the sidecar: refused before libhdf5 parses the file.
+  EXPECT_NE(error_of().find("do not match their digest"), std::string::npos) << error_of();
+  // Without the sidecar, the checksum over the contents still refuses it.
+  fs::remove(path + ".sum");
+  EXPECT_NE(error_of().find("checksum mismatch"), std::string::npos) << error_of();
+}
+
+TEST(Checkpoint, EveryFlippedByteIsRefusedBeforeParsingAndTheOlderOneIsUsed) {
+  const auto dir = test::temp_dir("ckpt");
+  Checkpoint ck;
+  ck.config = "x: 1\n";
+  ck.model["w"] = at::arange(64, at::kFloat);
+  ck.step = 3;
+  write_checkpoint(dir + "/" + checkpoint_name(3), ck);
+  ck.step = 5;
+  const std::string newest = dir + "/" + checkpoint_name(5);
+  write_checkpoint(newest, ck);
+  std::string bytes;
+  {
+    std::ifstream in(newest, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GT(bytes.size(), 1000u);
+  // A flipped byte at many places (header, attributes, global structures, data): every one is
+  // refused by the digest, and the previous checkpoint is chosen.
+  for (size_t pos = 0; pos < bytes.size(); pos += bytes.size() / 97 + 1) {
+    std::string bad = bytes;
+    bad[pos] = static_cast<char>(bad[pos] ^ 0x5a);
+    std::ofstream(newest, std::ios::binary | std::ios::trunc) << bad;
+    const CheckpointChoice c = newest_readable_checkpoint(dir);
+    ASSERT_EQ(c.path, dir + "/" + checkpoint_name(3)) << "flipped byte " << pos;
+    ASSERT_EQ(c.skipped.size(), 1u);
+    EXPECT_NE(c.skipped[0].find("do not match their digest"), std::string::npos) << c.skipped[0];
+  }
+  // A cut file and a damaged sidecar are refused too.
+  std::ofstream(newest, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 2);
+  EXPECT_NE(newest_readable_checkpoint(dir).skipped.at(0).find("cut or damaged"), std::string::npos);
+  std::ofstream(newest, std::ios::binary | std::ios::trunc) << bytes;
+  std::ofstream(newest + ".sum", std::ios::trunc) << "garbage";
+  EXPECT_NE(newest_readable_checkpoint(dir).skipped.at(0).find("not a checkpoint digest"), std::string::npos);
+}
+
+TEST(Checkpoint, TheChecksumCoversTheStepEpochAndWorldSize) {
+  const auto dir = test::temp_dir("ckpt");
+  Checkpoint ck;
+  ck.config = "x: 1\n";
+  ck.model["w"] = at::arange(6, at::kFloat);
+  ck.step = 7;
+  const std::string path = dir + "/" + checkpoint_name(7);
+  for (const char* attr : {"step", "epoch", "world_size"}) {
+    write_checkpoint(path, ck);
+    fs::remove(path + ".sum");  // an edit that also rewrote the sidecar would pass it
+    {
+      h5::File f = h5::File::open(path, /*writable=*/true);
+      f.set_attr("/", attr, int64_t{9});
+    }
+    try {
+      read_checkpoint(path);
+      ADD_FAILURE() << "an edited " << attr << " was accepted";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos) << attr << ": " << e.what();
+    }
   }
 }
 

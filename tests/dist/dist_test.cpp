@@ -368,9 +368,10 @@ TEST(NonFinite, EveryRankAgreesOnSkipOrAbortAndTheCulpritIsNamed) {
   s.model = model.get();
   s.comm = g_comm;
   s.step = 41;
+  s.max_steps = 100;
   // The check is local; the step agreement (one collective) makes every rank decide alike.
   StepAgreement agreement;
-  NonFiniteCheck skip(NonFinitePolicy::Skip, agreement);
+  NonFiniteCheck skip(NonFiniteOptions{NonFinitePolicy::Skip, 10, 0.1}, agreement);
   auto step = [&](NonFiniteCheck& check, double loss) {
     check.check(s, loss);
     agreement.agree(*g_comm);
@@ -380,7 +381,7 @@ TEST(NonFinite, EveryRankAgreesOnSkipOrAbortAndTheCulpritIsNamed) {
   EXPECT_EQ(skip.take_skipped(), 1);
   EXPECT_TRUE(step(skip, 0.5) == false);
   StepAgreement agreement2;
-  NonFiniteCheck abort(NonFinitePolicy::Abort, agreement2);
+  NonFiniteCheck abort(NonFiniteOptions{NonFinitePolicy::Abort, 10, 0.1}, agreement2);
   auto step2 = [&](double loss) {
     abort.check(s, loss);
     agreement2.agree(*g_comm);
