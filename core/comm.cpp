@@ -1,5 +1,7 @@
 #include "core/comm.h"
 
+#include <list>
+
 #include <mpi.h>
 
 #include <chrono>
@@ -81,17 +83,43 @@ double Communicator::in_flight_seconds() const {
   return since == 0 ? 0.0 : static_cast<double>(now_ns() - since) * 1e-9;
 }
 
+namespace {
+// Where this rank is, for a peer's watchdog.
+std::string where_am_i(const Communicator& comm) {
+  const double waited = comm.in_flight_seconds();
+  return waited > 0 ? concat("waits ", static_cast<int>(waited), " s in collective ", comm.last_collective())
+                    : concat("runs (its last collective: ", comm.last_collective(), ")");
+}
+}  // namespace
+
 Watchdog::Watchdog(const Communicator& comm, double timeout_seconds) : comm_(comm), timeout_(timeout_seconds) {
   if (timeout_ <= 0 || comm_.world_size() == 1) return;
+  probe_ = comm_.make_peer_probe();
   thread_ = std::thread([this] {
     while (!stop_.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (probe_) probe_->answer(where_am_i(comm_));
       const double waited = comm_.in_flight_seconds();
       if (waited < timeout_) continue;
       std::string report = concat("oodtrain: watchdog [rank ", comm_.rank(), "/", comm_.world_size(), "]: waited ",
                                   static_cast<int>(waited), " s (dist.timeout_s: ", timeout_,
                                   ") in collective ", comm_.last_collective(),
-                                  "; a peer died or entered a different collective. This rank's last collectives:\n");
+                                  "; a peer died or entered a different collective.\n");
+      if (probe_) {
+        constexpr double kAnswerSeconds = 5;
+        const auto answers = probe_->ask(where_am_i(comm_), kAnswerSeconds);
+        std::string silent;
+        for (int r = 0; r < comm_.world_size(); ++r) {
+          if (r == comm_.rank()) continue;
+          if (answers[static_cast<size_t>(r)].empty()) silent += concat(silent.empty() ? "" : ", ", r);
+          else report += concat("  rank ", r, " ", answers[static_cast<size_t>(r)], "\n");
+        }
+        if (!silent.empty())
+          report += concat("  rank(s) ", silent, " did not answer within ", kAnswerSeconds,
+                           " s: stopped (SIGSTOP), hung outside any collective, or gone; ranks waiting for them "
+                           "cannot go on\n");
+      }
+      report += "This rank's last collectives:\n";
       for (const auto& e : comm_.ledger()) report += "  rank " + std::to_string(comm_.rank()) + ": " + e + "\n";
       std::fputs(report.c_str(), stderr);
       std::fflush(stderr);
@@ -192,6 +220,97 @@ void mpi_check(int rc, const char* call) {
   }
 }
 
+// PeerProbe over a duplicate of the communicator (its own message space): a rank's watchdog
+// thread posts a receive for questions and answers them; an asking rank sends a question to
+// every other rank and collects the answers with a deadline. Point-to-point messages only, so
+// a rank stuck in a collective, or one stopped altogether, cannot block the asker.
+class MpiPeerProbe final : public PeerProbe {
+ public:
+  explicit MpiPeerProbe(MPI_Comm comm) {
+    mpi_check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &world_);
+  }
+  ~MpiPeerProbe() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    if (question_ != MPI_REQUEST_NULL) {
+      MPI_Cancel(&question_);
+      MPI_Wait(&question_, MPI_STATUS_IGNORE);
+    }
+    for (auto& a : answers_) MPI_Wait(&a.request, MPI_STATUS_IGNORE);
+    MPI_Comm_free(&comm_);
+  }
+
+  void answer(const std::string& status) override {
+    for (;;) {
+      if (question_ == MPI_REQUEST_NULL)
+        MPI_Irecv(&question_buf_, 1, MPI_INT, MPI_ANY_SOURCE, kAsk, comm_, &question_);
+      int arrived = 0;
+      MPI_Status st;
+      MPI_Test(&question_, &arrived, &st);
+      if (!arrived) break;
+      answers_.push_back(Outgoing{});
+      Outgoing& a = answers_.back();
+      std::snprintf(a.text, sizeof a.text, "%s", status.c_str());
+      MPI_Isend(a.text, sizeof a.text, MPI_CHAR, st.MPI_SOURCE, kAnswer, comm_, &a.request);
+    }
+    // Forget answers that have left.
+    for (auto it = answers_.begin(); it != answers_.end();) {
+      int done = 0;
+      MPI_Test(&it->request, &done, MPI_STATUS_IGNORE);
+      it = done ? answers_.erase(it) : std::next(it);
+    }
+  }
+
+  std::vector<std::string> ask(const std::string& status, double seconds) override {
+    std::vector<std::string> out(static_cast<size_t>(world_));
+    std::vector<char> replies(static_cast<size_t>(world_) * kText, '\0');
+    std::vector<MPI_Request> recv(static_cast<size_t>(world_), MPI_REQUEST_NULL),
+        send(static_cast<size_t>(world_), MPI_REQUEST_NULL);
+    int question = 1;
+    for (int r = 0; r < world_; ++r) {
+      if (r == rank_) continue;
+      MPI_Irecv(replies.data() + static_cast<size_t>(r) * kText, kText, MPI_CHAR, r, kAnswer, comm_,
+                &recv[static_cast<size_t>(r)]);
+      MPI_Isend(&question, 1, MPI_INT, r, kAsk, comm_, &send[static_cast<size_t>(r)]);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    int pending = world_ - 1;
+    while (pending > 0 && std::chrono::steady_clock::now() < deadline) {
+      answer(status);  // the others are asking too
+      for (int r = 0; r < world_; ++r) {
+        MPI_Request& q = recv[static_cast<size_t>(r)];
+        if (q == MPI_REQUEST_NULL) continue;
+        int done = 0;
+        MPI_Test(&q, &done, MPI_STATUS_IGNORE);
+        if (!done) continue;
+        out[static_cast<size_t>(r)] = std::string(replies.data() + static_cast<size_t>(r) * kText);
+        if (out[static_cast<size_t>(r)].empty()) out[static_cast<size_t>(r)] = "answered";
+        --pending;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // The process ends right after a report: requests still open are left to MPI_Abort.
+    return out;
+  }
+
+ private:
+  static constexpr int kAsk = 7101, kAnswer = 7102, kText = 256;
+  struct Outgoing {
+    char text[kText] = {};
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, world_ = 1;
+  int question_buf_ = 0;
+  MPI_Request question_ = MPI_REQUEST_NULL;
+  std::list<Outgoing> answers_;  // a list: requests point into their text
+};
+
+bool g_thread_multiple = false;  // MPI granted MPI_THREAD_MULTIPLE (the watchdog's side channel)
+
 class MpiCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm` unless it is MPI_COMM_WORLD.
@@ -214,6 +333,10 @@ class MpiCommunicator final : public Communicator {
   }
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+  std::unique_ptr<PeerProbe> make_peer_probe() const override {
+    if (!g_thread_multiple) return nullptr;
+    return std::make_unique<MpiPeerProbe>(comm_);
+  }
   std::unique_ptr<Communicator> split(int color, int key) override {
     MPI_Comm sub;
     mpi_check(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
@@ -343,17 +466,21 @@ std::unique_ptr<Communicator> make_communicator() {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    // SERIALIZED: the gradient communication thread calls MPI while the main thread computes,
-    // but never while the main thread is in MPI (it waits for the thread before any collective).
-    mpi_check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    // The gradient communication thread calls MPI while the main thread computes, but never
+    // while the main thread is in MPI (SERIALIZED would do); the watchdog's side channel asks
+    // peers while the main thread waits in a collective, which needs MULTIPLE. Without it the
+    // watchdog still reports, only without the peers' answers.
+    mpi_check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
     OODT_CHECK(provided >= MPI_THREAD_SERIALIZED, "MPI grants thread level ", provided,
                "; oodtrain needs MPI_THREAD_SERIALIZED (a communication thread)");
+    g_thread_multiple = provided >= MPI_THREAD_MULTIPLE;
     g_mpi.owned = true;
   } else {
     int provided = 0;
     MPI_Query_thread(&provided);
     OODT_CHECK(provided >= MPI_THREAD_SERIALIZED, "MPI was initialised with thread level ", provided,
                "; oodtrain needs MPI_THREAD_SERIALIZED (a communication thread)");
+    g_thread_multiple = provided >= MPI_THREAD_MULTIPLE;
   }
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);

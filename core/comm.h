@@ -33,6 +33,18 @@ class CollectiveContext {
   static std::string current();
 };
 
+// The watchdog's side channel: ranks ask each other where they are, off the communicator's
+// own collectives, from the watchdog thread (which needs MPI_THREAD_MULTIPLE).
+class PeerProbe {
+ public:
+  virtual ~PeerProbe() = default;
+  // Answers whatever peers asked since the last call with `status` (never blocks).
+  virtual void answer(const std::string& status) = 0;
+  // Asks every other rank where it is and waits at most `seconds` (answering peers meanwhile):
+  // [rank] its answer, or "" for a rank that did not answer (this rank's own entry is empty).
+  virtual std::vector<std::string> ask(const std::string& status, double seconds) = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -62,6 +74,9 @@ class Communicator {
   // A communicator over the ranks that pass the same `color` (a collective of this one),
   // ordered by `key` and then by rank. Used for groups of ranks that train one model each.
   virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+  // The watchdog's side channel (a collective to create), or nullptr where the backend has
+  // none (one process; MPI without MPI_THREAD_MULTIPLE).
+  virtual std::unique_ptr<PeerProbe> make_peer_probe() const { return nullptr; }
 
   // Convenience reductions of scalars (one collective each).
   double all_reduce_scalar(double v, ReduceOp op = ReduceOp::Sum);
@@ -108,9 +123,10 @@ class Communicator {
 
 // A thread that ends the job when a collective has waited longer than `timeout_seconds` on
 // this rank (a peer died without taking the job down, or ranks entered different
-// collectives): it prints this rank's ledger to stderr, so the job's output shows where each
-// rank was, gives the other ranks a few seconds to do the same, then exits with code 3 (the
-// launcher then ends the job).
+// collectives): it asks every other rank where it is (PeerProbe), prints that and this rank's
+// ledger to stderr, naming the ranks that did not answer (stopped, hung outside a collective,
+// or gone), gives the other ranks a few seconds to do the same, then exits with code 3 (the
+// launcher then ends the job). Created on every rank together (a collective).
 class Watchdog {
  public:
   Watchdog(const Communicator& comm, double timeout_seconds);
@@ -121,6 +137,7 @@ class Watchdog {
  private:
   const Communicator& comm_;
   double timeout_;
+  std::unique_ptr<PeerProbe> probe_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -1,13 +1,39 @@
 #include "core/h5.h"
 
+#include <pthread.h>
+
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include "core/error.h"
 
 namespace oodt::h5 {
 
+namespace {
+// A fork() (the checkpoint probe, core/checkpoint_file.cpp) waits until no thread is inside
+// libhdf5 and gives the child a fresh, unlocked lock: the child's only thread is not the one
+// that held it in the parent.
+std::recursive_mutex* g_library_mutex = nullptr;
+extern "C" void h5_fork_prepare() { g_library_mutex->lock(); }
+extern "C" void h5_fork_parent() { g_library_mutex->unlock(); }
+extern "C" void h5_fork_child() { new (g_library_mutex) std::recursive_mutex(); }
+
+std::recursive_mutex& library_mutex() {
+  static std::recursive_mutex* m = [] {
+    g_library_mutex = new std::recursive_mutex();
+    pthread_atfork(h5_fork_prepare, h5_fork_parent, h5_fork_child);
+    return g_library_mutex;
+  }();
+  return *m;
+}
+}  // namespace
+
+LibraryLock::LibraryLock() { library_mutex().lock(); }
+LibraryLock::~LibraryLock() { library_mutex().unlock(); }
+
 Handle& Handle::operator=(Handle&& o) noexcept {
+  const LibraryLock lock;
   if (this != &o) {
     reset();
     id_ = o.id_;
@@ -18,11 +44,13 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 }
 
 void Handle::reset() {
+  const LibraryLock lock;
   if (id_ >= 0 && close_) close_(id_);
   id_ = -1;
 }
 
 void quiet() {
+  const LibraryLock lock;
   // Thread-safe HDF5 keeps an error stack per thread: switch printing off in each.
   thread_local bool done = false;
   if (!done) H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr), done = true;
@@ -78,6 +106,7 @@ void File::fail(const std::string& object, const std::string& what) const {
 }
 
 File File::open(const std::string& path, bool writable) {
+  const LibraryLock lock;
   quiet();
 #if H5_VERSION_GE(1, 12, 0)
   const htri_t is_hdf5 = H5Fis_accessible(path.c_str(), H5P_DEFAULT);
@@ -90,12 +119,20 @@ File File::open(const std::string& path, bool writable) {
     std::fclose(f);
     throw DataError(concat(path, ": not an HDF5 file, or truncated/corrupt"));
   }
-  hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  // Closing the file closes everything in it, even objects libhdf5 kept open internally after
+  // a failed read of a damaged file: with the default (weak) degree such a file stays open,
+  // and the next open of the same path shares its stale state (a use-after-free the
+  // checkpoint fuzzer found).
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  if (!fapl.valid() || H5Pset_fclose_degree(fapl.id(), H5F_CLOSE_STRONG) < 0)
+    throw DataError(concat(path, ": cannot set up HDF5 file access"));
+  hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl.id());
   if (id < 0) throw DataError(concat(path, ": cannot open as HDF5 (corrupt or locked?)"));
   return File(Handle(id, H5Fclose), path);
 }
 
 File File::create(const std::string& path) {
+  const LibraryLock lock;
   quiet();
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (id < 0) throw DataError(concat(path, ": cannot create HDF5 file"));
@@ -103,10 +140,12 @@ File File::create(const std::string& path) {
 }
 
 void File::flush() {
+  const LibraryLock lock;
   if (H5Fflush(id(), H5F_SCOPE_GLOBAL) < 0) fail("", "flush failed");
 }
 
 bool File::exists(const std::string& object) const {
+  const LibraryLock lock;
   if (object == "/" || object.empty()) return true;
   // Check each prefix so a missing parent is not an error.
   size_t pos = 0;
@@ -117,6 +156,7 @@ bool File::exists(const std::string& object) const {
 }
 
 void File::make_group(const std::string& group) {
+  const LibraryLock lock;
   if (exists(group)) return;
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.id(), 1);
@@ -125,6 +165,7 @@ void File::make_group(const std::string& group) {
 }
 
 std::vector<std::string> File::list(const std::string& group) const {
+  const LibraryLock lock;
   std::vector<std::string> names;
   if (!exists(group)) return names;
   Handle g(H5Gopen2(id(), group.c_str(), H5P_DEFAULT), H5Gclose);
@@ -144,6 +185,7 @@ std::vector<std::string> File::list(const std::string& group) const {
 }
 
 void File::write(const std::string& name, const at::Tensor& tensor, int64_t chunk_rows, int level) {
+  const LibraryLock lock;
   at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
   if (t.scalar_type() == at::kBool) t = t.to(at::kByte);
   const auto slash = name.rfind('/');
@@ -167,6 +209,7 @@ void File::write(const std::string& name, const at::Tensor& tensor, int64_t chun
 }
 
 std::vector<int64_t> File::shape(const std::string& name) const {
+  const LibraryLock lock;
   if (!exists(name)) fail(name, "dataset not found");
   Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) fail(name, "not a dataset");
@@ -179,6 +222,7 @@ std::vector<int64_t> File::shape(const std::string& name) const {
 }
 
 at::ScalarType File::dtype(const std::string& name) const {
+  const LibraryLock lock;
   if (!exists(name)) fail(name, "dataset not found");
   Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) fail(name, "not a dataset");
@@ -188,16 +232,19 @@ at::ScalarType File::dtype(const std::string& name) const {
 }
 
 void File::write_text(const std::string& name, const std::string& text) {
+  const LibraryLock lock;
   write(name, at::from_blob(const_cast<char*>(text.data()), {static_cast<int64_t>(text.size())}, at::kByte));
 }
 
 std::string File::read_text(const std::string& name) const {
+  const LibraryLock lock;
   if (dtype(name) != at::kByte || shape(name).size() != 1) fail(name, "is not text (a 1-d uint8 dataset)");
   const at::Tensor t = read(name);
   return std::string(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel()));
 }
 
 at::Tensor File::read(const std::string& name) const {
+  const LibraryLock lock;
   const std::vector<int64_t> dims = shape(name);
   Handle ds(H5Dopen2(id(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) fail(name, "not a dataset");
@@ -211,6 +258,7 @@ at::Tensor File::read(const std::string& name) const {
 }
 
 Handle File::open_dataset(const std::string& name, size_t cache_bytes) const {
+  const LibraryLock lock;
   if (!exists(name)) fail(name, "dataset not found");
   Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
   H5Pset_chunk_cache(dapl.id(), 12421, cache_bytes, 1.0);
@@ -220,6 +268,7 @@ Handle File::open_dataset(const std::string& name, size_t cache_bytes) const {
 }
 
 void File::read_block_into(hid_t dataset, int64_t start, int64_t count, at::Tensor& out) const {
+  const LibraryLock lock;
   Handle space(H5Dget_space(dataset), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space.id());
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
@@ -240,6 +289,7 @@ void File::read_block_into(hid_t dataset, int64_t start, int64_t count, at::Tens
 }
 
 int64_t File::chunk_rows(hid_t dataset) const {
+  const LibraryLock lock;
   Handle plist(H5Dget_create_plist(dataset), H5Pclose);
   if (H5Pget_layout(plist.id()) != H5D_CHUNKED) return 0;
   std::vector<hsize_t> dims(32);
@@ -263,6 +313,7 @@ Handle vl_string_type() {
 
 void File::put_attr(const std::string& object, const std::string& key, hid_t type, hid_t space,
                     const void* data) {
+  const LibraryLock lock;
   Handle obj = open_object(id(), object);
   if (!obj.valid()) fail(object, "no such object for attribute " + key);
   if (H5Aexists(obj.id(), key.c_str()) > 0) H5Adelete(obj.id(), key.c_str());
@@ -271,6 +322,7 @@ void File::put_attr(const std::string& object, const std::string& key, hid_t typ
 }
 
 void File::set_attr(const std::string& object, const std::string& key, const std::string& value) {
+  const LibraryLock lock;
   const Handle type = vl_string_type();
   const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   const char* p = value.c_str();
@@ -278,6 +330,7 @@ void File::set_attr(const std::string& object, const std::string& key, const std
 }
 
 void File::set_attr_fixed(const std::string& object, const std::string& key, const std::string& value) {
+  const LibraryLock lock;
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.id(), std::max<size_t>(1, value.size()));
   H5Tset_strpad(type.id(), H5T_STR_NULLPAD);
@@ -288,6 +341,7 @@ void File::set_attr_fixed(const std::string& object, const std::string& key, con
 }
 
 void File::set_attr(const std::string& object, const std::string& key, const std::vector<std::string>& value) {
+  const LibraryLock lock;
   const Handle type = vl_string_type();
   const hsize_t n = value.size();
   const Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
@@ -297,16 +351,19 @@ void File::set_attr(const std::string& object, const std::string& key, const std
 }
 
 void File::set_attr(const std::string& object, const std::string& key, int64_t value) {
+  const LibraryLock lock;
   const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   put_attr(object, key, H5T_NATIVE_INT64, space.id(), &value);
 }
 
 void File::set_attr(const std::string& object, const std::string& key, double value) {
+  const LibraryLock lock;
   const Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   put_attr(object, key, H5T_NATIVE_DOUBLE, space.id(), &value);
 }
 
 bool File::has_attr(const std::string& object, const std::string& key) const {
+  const LibraryLock lock;
   Handle obj = open_object(id(), object);
   return obj.valid() && H5Aexists(obj.id(), key.c_str()) > 0;
 }
@@ -320,6 +377,7 @@ Handle open_attr(hid_t file, const std::string& object, const std::string& key) 
 }  // namespace
 
 std::vector<std::string> File::attr_strings(const std::string& object, const std::string& key) const {
+  const LibraryLock lock;
   Handle a = open_attr(id(), object, key);
   if (!a.valid()) fail(object, "missing attribute '" + key + "'");
   Handle type(H5Aget_type(a.id()), H5Tclose);
@@ -352,6 +410,7 @@ std::vector<std::string> File::attr_strings(const std::string& object, const std
 }
 
 std::string File::attr_string(const std::string& object, const std::string& key) const {
+  const LibraryLock lock;
   auto v = attr_strings(object, key);
   if (v.size() != 1) fail(object, "attribute '" + key + "' is not a single string");
   return v[0];
@@ -366,6 +425,7 @@ bool scalar_attr(hid_t a) {
 }  // namespace
 
 int64_t File::attr_int(const std::string& object, const std::string& key) const {
+  const LibraryLock lock;
   Handle a = open_attr(id(), object, key);
   if (!a.valid()) fail(object, "missing attribute '" + key + "'");
   if (!scalar_attr(a.id())) fail(object, "attribute '" + key + "' is not a single integer");
@@ -375,6 +435,7 @@ int64_t File::attr_int(const std::string& object, const std::string& key) const 
 }
 
 double File::attr_double(const std::string& object, const std::string& key) const {
+  const LibraryLock lock;
   Handle a = open_attr(id(), object, key);
   if (!a.valid()) fail(object, "missing attribute '" + key + "'");
   if (!scalar_attr(a.id())) fail(object, "attribute '" + key + "' is not a single number");

@@ -11,6 +11,18 @@
 
 namespace oodt::h5 {
 
+// libhdf5 as Debian builds it (serial, without --enable-threadsafe) must not be entered by two
+// threads at once, and the data prefetch thread reads while the training thread writes a
+// checkpoint: every call into it in this layer holds this process-wide lock. Recursive, so
+// layered calls take it again. A fork() waits for it, and the child starts with it free.
+class LibraryLock {
+ public:
+  LibraryLock();
+  ~LibraryLock();
+  LibraryLock(const LibraryLock&) = delete;
+  LibraryLock& operator=(const LibraryLock&) = delete;
+};
+
 // Owns one hid_t and closes it with the right H5*close.
 class Handle {
  public:

@@ -126,6 +126,9 @@ void RunReporter::prepare(const std::string& config, const std::string& plugin_o
   if (!dir_.is_open()) open(RunDirMode::Fresh);
   write_file(fs::path(run_dir_) / "config.yaml", config, false);
   write_file(fs::path(run_dir_) / "plugins.txt", plugin_order, false);
+  // A mark from an earlier stop no longer holds once the run goes on.
+  std::error_code ec;
+  fs::remove(fs::path(run_dir_) / "stopped", ec);
   dir_.kept();
 }
 
@@ -235,6 +238,10 @@ void RunReporter::table(const std::vector<SplitMetrics>& metrics, const std::vec
                 out ? out->ece : NAN, out ? out->loss : NAN);
   }
   std::fflush(stdout);
+}
+
+void RunReporter::write_text(const std::string& file, const std::string& text) const {
+  if (writes()) write_file(fs::path(run_dir_) / file, text, false);
 }
 
 void RunReporter::write_json(const std::string& file, const json& value) const {

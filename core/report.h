@@ -60,6 +60,8 @@ class RunReporter {
   // The per-domain table (rank 0).
   void table(const std::vector<SplitMetrics>& metrics, const std::vector<DomainInfo>& domains) const;
 
+  // A text file in the run directory, written whole (rank 0; a no-op elsewhere).
+  void write_text(const std::string& file, const std::string& text) const;
   // Plugin files in the run directory (rank 0; no-ops elsewhere).
   void write_json(const std::string& file, const nlohmann::json& value) const;
   void append_json_line(const std::string& file, const nlohmann::json& value) const;

@@ -44,7 +44,7 @@ std::string holder_of(const std::string& lock) {
 const std::vector<std::string>& RunDirectory::run_files() {
   static const std::vector<std::string> files = {
       "config.yaml", "plugins.txt", "metrics.jsonl", "ckpt_*.h5", "ckpt_*.h5.sum", "ckpt_*.tmp", "candidate_*.h5",
-      "candidates.json", "sparse_soup.jsonl", "done"};
+      "candidates.json", "sparse_soup.jsonl", "done", "stopped"};
   return files;
 }
 
@@ -90,6 +90,15 @@ RunDirectory RunDirectory::open(const std::string& path, RunDirMode mode) {
     throw ConfigError("run.dir", concat("cannot write in ", path, ": ", why));
   }
   return d;
+}
+
+bool RunDirectory::in_use(const std::string& path) {
+  const std::string lock = (fs::path(path) / ".lock").string();
+  const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops the shared lock if it was taken
+  return held;
 }
 
 RunDirectory::RunDirectory(RunDirectory&& o) noexcept

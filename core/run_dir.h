@@ -32,6 +32,10 @@ class RunDirectory {
   void kept() { keep_ = true; }
   bool is_open() const { return fd_ >= 0; }
 
+  // Whether a live run holds the folder's lock now (on this host or, with a shared filesystem
+  // that honours flock, elsewhere).
+  static bool in_use(const std::string& path);
+
   // Names of the files a run writes (what `overwrite` removes; what makes a directory hold a
   // run): patterns with at most one '*'.
   static const std::vector<std::string>& run_files();

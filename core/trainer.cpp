@@ -158,6 +158,10 @@ FitResult Trainer::fit(int64_t stop_at) {
     }
     if (sig != 0 && state_.step < options_.steps) {
       result.stop_signal = sig;
+      // Written by the run itself: a launcher that was killed by the same signal (mpirun exits
+      // 1 on SIGTERM) cannot report the stop, the folder still can.
+      reporter_.write_text("stopped", concat("stopped by signal ", sig, " after step ", state_.step,
+                                             " with a checkpoint; continue with --resume\n"));
       break;
     }
   }
@@ -166,6 +170,9 @@ FitResult Trainer::fit(int64_t stop_at) {
     if (last_checkpoint_step_ != state_.step) save_checkpoint();
     engine_->run(Phase::FitEnd, state_);
     result.finished = true;
+    // The run's own mark that it finished (sweeps and collect read it): written by the run, so
+    // a run that outlives whoever started it still says so.
+    reporter_.write_text("done", concat("finished at step ", state_.step, "\n"));
   }
   result.step = state_.step;
   return result;

@@ -24,6 +24,7 @@
 #include "core/report.h"
 #include "launch/cli.h"
 #include "launch/commands.h"
+#include "launch/run_state.h"
 
 namespace oodt {
 namespace fs = std::filesystem;
@@ -46,7 +47,9 @@ struct Result {
   }
 };
 
-std::vector<Result> load_results(const std::vector<std::string>& dirs) {
+// The finished runs under `dirs`; the others (with their state) in `unfinished`.
+std::vector<Result> load_results(const std::vector<std::string>& dirs,
+                                 std::vector<std::pair<std::string, RunState>>& unfinished) {
   std::vector<std::string> runs;
   for (const auto& d : dirs) {
     if (!fs::is_directory(d)) throw ConfigError("collect", concat("'", d, "' is not a directory"));
@@ -56,8 +59,18 @@ std::vector<Result> load_results(const std::vector<std::string>& dirs) {
   }
   std::vector<Result> out;
   for (const auto& dir : runs) {
-    if (!fs::exists(fs::path(dir) / "done")) continue;  // unfinished or failed
-    const YAML::Node meta = YAML::LoadFile((fs::path(dir) / "sweep.yaml").string());
+    if (const RunState st = run_state(dir); st.state != "done") {
+      unfinished.emplace_back(dir, st);
+      continue;
+    }
+    YAML::Node meta;
+    const std::string meta_file = (fs::path(dir) / "sweep.yaml").string();
+    try {
+      meta = YAML::LoadFile(meta_file);
+      (void)meta["grid"].as<std::string>(""), (void)meta["random"].as<std::string>(""), (void)meta["seed"].as<int64_t>(0);
+    } catch (const YAML::Exception& e) {
+      throw DataError(concat(meta_file, ": not a sweep run's description (", e.msg, ")"));
+    }
     const std::string file = (fs::path(dir) / "metrics.jsonl").string();
     const std::vector<nlohmann::json> rows = read_metrics(file);
     if (rows.empty()) throw DataError(concat(file, ": no evaluation in a finished run"));
@@ -329,7 +342,21 @@ int cmd_collect(const Args& args) {
     throw ConfigError("--select", concat("'", method, "' is not one of: training-domain, leave-one-out, oracle, all"));
   if (format != "markdown" && format != "csv" && format != "latex")
     throw ConfigError("--format", concat("'", format, "' is not one of: markdown, csv, latex"));
-  const auto results = load_results(dirs);
+  std::vector<std::pair<std::string, RunState>> unfinished;
+  const auto results = load_results(dirs, unfinished);
+  if (!unfinished.empty()) {
+    // Never silently: the tables below leave these runs out.
+    std::map<std::string, int> count;
+    for (const auto& [dir, st] : unfinished) ++count[st.state];
+    std::string summary;
+    for (const auto& [st, n] : count) summary += concat(summary.empty() ? "" : ", ", n, " ", st);
+    std::fprintf(stderr, "oodtrain collect: %zu of %zu runs are not finished and are left out (%s):\n", unfinished.size(),
+                 unfinished.size() + results.size(), summary.c_str());
+    for (size_t i = 0; i < unfinished.size() && i < 20; ++i)
+      std::fprintf(stderr, "  %s: %s%s\n", unfinished[i].first.c_str(), unfinished[i].second.state.c_str(),
+                   unfinished[i].second.detail.empty() ? "" : concat(" (", unfinished[i].second.detail, ")").c_str());
+    if (unfinished.size() > 20) std::fprintf(stderr, "  ... and %zu more\n", unfinished.size() - 20);
+  }
   if (results.empty()) throw DataError(concat("no finished sweep runs (folders with sweep.yaml and done) in the given folders"));
   std::string text = format == "csv" ? "selection,configuration,domain,mean,stderr,seeds\n" : "";
   bool plotted = false;

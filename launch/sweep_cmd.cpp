@@ -21,6 +21,7 @@
 #include "core/preempt.h"
 #include "launch/cli.h"
 #include "launch/commands.h"
+#include "launch/run_state.h"
 #include "launch/sweep_plan.h"
 
 namespace oodt {
@@ -33,39 +34,11 @@ using Sweep = SweepPlan;
 // The sweep's runs, each config resolved as `train` resolves it.
 Sweep load_sweep(const std::string& file) { return plan_sweep(file, resolve_train_config); }
 
-std::string read_first_line(const fs::path& p) {
-  std::ifstream in(p);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
-
-// The run's state from its markers: done | failed | stopped | running | partial | not started.
+// The run's state (launch/run_state.h), with the reason of a failure in `detail`.
 std::string state_of(const Run& r, std::string* detail = nullptr) {
-  const fs::path d(r.dir);
-  if (fs::exists(d / "done")) return "done";
-  if (fs::exists(d / "running")) {
-    const std::string who = read_first_line(d / "running");
-    if (who.rfind("slurm ", 0) == 0) {  // a Slurm array task: ask squeue whether it still runs
-      std::string out;
-      if (FILE* p = ::popen(("squeue -h -j " + who.substr(6) + " 2>/dev/null").c_str(), "r")) {
-        char buf[256];
-        while (std::fgets(buf, sizeof buf, p)) out += buf;
-        ::pclose(p);
-      }
-      if (!out.empty()) return "running";
-    } else {
-      const auto pid = static_cast<pid_t>(std::atoll(who.c_str()));
-      if (pid > 0 && ::kill(pid, 0) == 0) return "running";
-    }
-  }
-  if (fs::exists(d / "failed")) {
-    if (detail) *detail = read_first_line(d / "failed");
-    return "failed";
-  }
-  if (fs::exists(d / "stopped")) return "stopped";
-  if (!list_checkpoints(r.dir).empty()) return "partial";
-  return "not started";
+  const RunState st = run_state(r.dir);
+  if (detail) *detail = st.detail;
+  return st.state;
 }
 
 // The last line of the log that reports an error, else its last non-empty line.
@@ -144,8 +117,10 @@ void finish(const Run& r, int status) {
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (code == 0) {
     std::ofstream(d / "done") << "ok\n";
-  } else if (code == kExitRequeue) {
-    std::ofstream(d / "stopped") << "stopped by a signal with a checkpoint; rerun the sweep to resume\n";
+  } else if (code == kExitRequeue || fs::exists(d / "stopped")) {
+    // The run writes `stopped` itself; mpirun, signalled too, may report another code.
+    if (!fs::exists(d / "stopped"))
+      std::ofstream(d / "stopped") << "stopped by a signal with a checkpoint; rerun the sweep to resume\n";
   } else {
     std::ofstream(d / "failed") << "exit " << code << ": " << last_error(d / "log.txt") << "\n";
   }
@@ -168,9 +143,12 @@ std::string write_array_script(const Sweep& sw, const RunOptions& o, const Slurm
     std::ofstream runs(dir / "runs.txt");
     for (const auto& r : sw.runs) runs << fs::absolute(r.dir).string() << "\n";
   }
+  // mpirun, told to end the job (Slurm's TERM, or a rank that exited non-zero, 75 included),
+  // kills the ranks about odls_base_sigkill_timeout seconds later (default 1) and exits after
+  // about twice that: 10 s leave a checkpoint time to finish, for 20 s of allocation per stop.
   const std::string launcher = so.launcher == "srun" ? concat("srun --mpi=pmix -n ", o.ranks, " ")
-                               : o.ranks > 1         ? concat("mpirun -np ", o.ranks, " ")
-                                                     : std::string();
+                               : o.ranks > 1 ? concat("mpirun --mca odls_base_sigkill_timeout 10 -np ", o.ranks, " ")
+                                             : std::string();
   const std::string script_text = render_template(
       slurm_array_template(),
       {{"sweep_file", sw.file},
@@ -266,10 +244,13 @@ int cmd_sweep(const Args& args) {
     return 0;
   }
 
-  // run: every run not done, P at a time; a failure does not stop the others.
+  // run: every run not done, P at a time; a failure does not stop the others. Every run's
+  // folder is written first, so `status` and `collect` see the whole sweep from the start.
   fs::create_directories(sw.out);
+  for (const auto& r : sw.runs)
+    if (!fs::exists(fs::path(r.dir) / "config.yaml")) write_run_files(r);
   std::map<pid_t, size_t> live;
-  size_t next = 0, skipped = 0;
+  size_t next = 0, skipped = 0, elsewhere = 0;
   int failed = 0, stopped = 0, done = 0;
   auto reap = [&](bool block) {
     int status = 0;
@@ -287,8 +268,13 @@ int cmd_sweep(const Args& args) {
     if (next < sw.runs.size() && static_cast<int64_t>(live.size()) < o.parallel) {
       const Run& r = sw.runs[next];
       const std::string st = state_of(r);
-      if (st == "done" || st == "running") {
+      if (st == "done") {
         ++skipped;
+      } else if (st == "running" || st == "queued") {
+        // Another process runs it (an earlier `sweep run` that was stopped, Slurm): it writes
+        // its own `done` when it finishes.
+        ++skipped, ++elsewhere;
+        std::printf("[%s elsewhere] %s %s\n", st.c_str(), fs::path(r.dir).filename().c_str(), r.label.c_str());
       } else {
         live[start(r, o)] = next;
         std::printf("[start] %s %s\n", fs::path(r.dir).filename().c_str(), r.label.c_str());
@@ -299,8 +285,9 @@ int cmd_sweep(const Args& args) {
     }
     reap(true);
   }
-  std::printf("%zu runs: %d done now, %zu already done or running, %d stopped, %d failed (oodtrain sweep status %s)\n",
-              sw.runs.size(), done, skipped, stopped, failed, file.c_str());
+  std::printf("%zu runs: %d done now, %zu already done, %zu running elsewhere, %d stopped, %d failed "
+              "(oodtrain sweep status %s)\n",
+              sw.runs.size(), done, skipped - elsewhere, elsewhere, stopped, failed, file.c_str());
   return failed > 0 ? 1 : 0;
 }
 

@@ -17,16 +17,27 @@ namespace oodt {
 namespace {
 
 // Testing aid, read once from the environment: OODT_INJECT_SIGNAL=<rank>:<step>:<signal> makes
-// that rank raise the signal itself during step <step> (counted from 1), before the ranks agree
-// on stopping, so every rank stops after that step. Wired in here, around the trainer's stop
-// source, so the training loop carries no test code.
-std::function<int(const State&)> stop_source_with_injection(int rank) {
-  int inject_rank = -1, signal = 0;
+// that rank raise the signal itself during step <step> (counted from 1; 0: at the end of
+// set-up), before the ranks agree on stopping, so every rank stops after that step. Wired in
+// here, around the trainer's stop source, so the training loop carries no test code.
+struct InjectedSignal {
   long long step = -1;
+  int signal = 0;
+};
+InjectedSignal injected_signal(int rank) {
+  int inject_rank = -1;
+  InjectedSignal in;
   const char* spec = std::getenv("OODT_INJECT_SIGNAL");
-  if (spec == nullptr || std::sscanf(spec, "%d:%lld:%d", &inject_rank, &step, &signal) != 3 || inject_rank != rank)
-    return nullptr;
-  return [step, signal](const State& s) {
+  if (spec == nullptr || std::sscanf(spec, "%d:%lld:%d", &inject_rank, &in.step, &in.signal) != 3 ||
+      inject_rank != rank)
+    return {};
+  return in;
+}
+
+std::function<int(const State&)> stop_source_with_injection(int rank) {
+  const auto [step, signal] = injected_signal(rank);
+  if (step < 1) return nullptr;
+  return [step = step, signal = signal](const State& s) {
     if (s.step + 1 == step) std::raise(signal);
     return stop_signal();
   };
@@ -84,6 +95,7 @@ int cmd_train(const Args& args) {
   }
   // A stop signal that came during set-up (Slurm's SIGTERM at a time limit, a preemption):
   // nothing was trained yet, so every rank stops now with the requeue code.
+  if (const auto in = injected_signal(comm->rank()); in.step == 0) std::raise(in.signal);
   if (const int sig = static_cast<int>(comm->all_reduce_scalar(stop_signal(), ReduceOp::Max)); sig != 0) {
     if (comm->rank() == 0)
       std::fprintf(stderr, "oodtrain: stopped by signal %d during set-up, before the first step (exit code %d)\n", sig,

@@ -71,4 +71,13 @@ run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/tiny.yaml" --set run.dir="
 expect_contains "$WORK/o" "ckpt_000000016.h5: 2000 bytes, its digest"
 expect_contains "$WORK/o" "trying the checkpoint before it"
 expect_contains "$WORK/o" "resuming from $WORK/trunc/ckpt_000000008.h5 (step 8)"
+# A stop signal during set-up (Slurm's TERM before the first step): on 2 ranks, rank 1 alone
+# signalled, every rank stops with 75 before training; --resume then runs from step 0.
+OODT_INJECT_SIGNAL=1:0:15 run_expect 75 "$WORK/o" -- "$MPIRUN" -np 2 --oversubscribe "$OODTRAIN" train \
+  -c "$WORK/tiny.yaml" --set run.dir="$WORK/setup_sig"
+expect_contains "$WORK/o" "stopped by signal 15 during set-up, before the first step (exit code 75)"
+if ls "$WORK/setup_sig"/ckpt_* > /dev/null 2>&1; then fail "a stop during set-up wrote a checkpoint"; fi
+run_expect 0 "$WORK/o" -- "$MPIRUN" -np 2 --oversubscribe "$OODTRAIN" train -c "$WORK/tiny.yaml" \
+  --set run.dir="$WORK/setup_sig" --resume
+expect_contains "$WORK/o" "eval step 24"
 echo "1 passed, 0 failed"

@@ -1,12 +1,14 @@
-# Sweeps on a real (single-node, local) Slurm: a 4-run array with 2 ranks per run, and a run
+# Sweeps on a real (single-node, local) Slurm: a 4-run array with 2 ranks per run; a run
 # preempted by SIGUSR1 that stops with a checkpoint, requeues itself, resumes and ends
-# bit-identical to the same run made without Slurm. Needs the cluster of
+# bit-identical to the same run made without Slurm; and a time limit and a scancel, each under
+# mpirun and under srun inside sbatch. Needs the cluster of
 # scripts/slurm_local.sh (scripts/test.sh starts and stops it; SLURM_CONF points at it).
 source "$(dirname "$0")/common.sh" "$@"
 cmp() { "$PYTHON" "$SRC/cli/compare_checkpoints.py" "$@"; }
 command -v sbatch > /dev/null && sinfo -h > /dev/null 2>&1 \
   || fail "no Slurm cluster answers (start one with scripts/slurm_local.sh start and export SLURM_CONF)"
 sed -i 's/steps: 24, eval_every: 12, checkpoint_every: 8/steps: 8, eval_every: 8, checkpoint_every: 4/' "$WORK/tiny.yaml"
+job_state() { scontrol show job "$1" 2> /dev/null | grep -o "JobState=[A-Z]*" | head -1; }
 # Wait until `sweep status` reports N runs in STATE, at most T seconds.
 wait_for() {
   local sweep=$1 want=$2 t=$3
@@ -33,7 +35,7 @@ expect_contains "$WORK/o" "| algorithms=[mixup] |"
 
 # Preemption: SIGUSR1 to the batch shell of a long run; it forwards the signal, the ranks stop
 # with a checkpoint (exit 75) and the task requeues itself. Slurm holds a requeued job back
-# for 2 minutes; the test moves its begin time to now instead of waiting.
+# for 2 minutes; the test moves its start time to now instead of waiting.
 cat > "$WORK/p.yaml" <<YAML
 out: $WORK/pre
 base: [$WORK/tiny.yaml]
@@ -46,7 +48,9 @@ for _ in $(seq 120); do grep -q "step " "$run/log.txt" 2>/dev/null && break; sle
 scancel --batch --signal=USR1 "${job}_0"
 for _ in $(seq 60); do [ -e "$run/stopped" ] && break; sleep 0.5; done
 [ -e "$run/stopped" ] || { cat "$run/log.txt"; fail "the preempted run did not stop with a checkpoint"; }
-scontrol update JobId="${job}_0" BeginTime=now 2> /dev/null || true
+# The task requeues itself once mpirun has exited (about 20 s after the stop, docs/slurm.md).
+for _ in $(seq 60); do [ "$(job_state "${job}_0")" = JobState=PENDING ] && break; sleep 1; done
+scontrol update JobId="${job}_0" StartTime=now
 wait_for "$WORK/p.yaml" "1 runs in $WORK/pre: 1 done" 180
 expect_contains "$run/log.txt" "stopped by signal 10"
 expect_contains "$run/log.txt" "resuming from"
@@ -54,4 +58,50 @@ expect_contains "$run/log.txt" "resuming from"
 sed "s|$WORK/pre|$WORK/local|" "$WORK/p.yaml" > "$WORK/l.yaml"
 run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/l.yaml" --ranks-per-run 2 --oversubscribe
 cmp "$run/ckpt_000001500.h5" "$WORK/local/$(basename "$run")/ckpt_000001500.h5" || fail "preempted run differs"
+# Signals the job gets from Slurm itself, for both launchers (each case runs alone: the
+# node has the CPUs of one 2-rank job).
+#  - Time limit: `--signal=B:USR1@115` with a 2-minute limit reaches the batch shell 5-35 s in
+#    (slurmctld checks limits every 30 s); the shell forwards it, the ranks stop with a
+#    checkpoint (exit 75) and the task requeues itself.
+#  - scancel: TERM to every process of the job, ranks included (and USR1 through the batch
+#    shell and the launcher); they stop with a checkpoint
+#    within KillWait (5 s here) and the job stays cancelled. mpirun exits 1 when signalled, so
+#    the run's own `stopped` mark is what says the ranks got their checkpoint out.
+for launcher in mpirun srun; do
+  for how in time_limit scancel; do
+    cat > "$WORK/$how-$launcher.yaml" <<YAML
+out: $WORK/$how-$launcher
+base: [$WORK/tiny.yaml]
+set: {train.steps: 300000, train.eval_every: 0, train.checkpoint_every: 0}
+YAML
+    if [ "$how" = time_limit ]; then args=(--time 00:02:00 --signal-seconds 115); else args=(--time 00:05:00); fi
+    run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep slurm "$WORK/$how-$launcher.yaml" --ntasks-per-run 2 \
+      --launcher "$launcher" "${args[@]}"
+    job=$(tail -1 "$WORK/o")_0
+    run=$(ls -d "$WORK/$how-$launcher"/*/ | grep -v /slurm/)
+    if [ "$how" = scancel ]; then
+      for _ in $(seq 120); do grep -q "step " "$run/log.txt" 2> /dev/null && break; sleep 0.5; done
+      scancel "$job"
+      # TERM reaches the ranks from Slurm and, turned into USR1, from the batch shell through
+      # the launcher: whichever comes first stops them.
+      want_signal='1[05]' want_state=JobState=CANCELLED
+    else
+      want_signal=10 want_state=JobState=PENDING  # requeued, held back by Slurm
+    fi
+    for _ in $(seq 100); do [ -e "$run/stopped" ] && break; sleep 1; done
+    [ -e "$run/stopped" ] || { cat "$run/log.txt" || true; fail "$launcher, $how: the run did not stop with a checkpoint"; }
+    for _ in $(seq 60); do [ "$(job_state "$job")" = "$want_state" ] && break; sleep 1; done
+    [ "$(job_state "$job")" = "$want_state" ] || { cat "$run/log.txt"; fail "$launcher, $how: job is $(job_state "$job"), expected $want_state"; }
+    grep -qE "stopped by signal $want_signal after step" "$run/stopped" ||
+      { cat "$run/stopped"; fail "$launcher, $how: stopped by another signal than $want_signal"; }
+    step=$(grep -o "after step [0-9]*" "$run/stopped" | grep -o "[0-9]*$")
+    [ -e "$run/$(printf 'ckpt_%09d.h5.sum' "$step")" ] || { ls "$run"; fail "$launcher, $how: no verified checkpoint at step $step"; }
+    scancel "$job" 2> /dev/null || true  # the requeued one
+    for _ in $(seq 30); do [ -z "$(squeue -h -j "$job" 2> /dev/null)" ] && break; sleep 0.5; done
+    run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep status "$WORK/$how-$launcher.yaml"
+    expect_contains "$WORK/o" "1 stopped"
+    echo "$launcher, $how: $(cat "$run/stopped"); job was $want_state"
+  done
+done
+
 echo "1 passed, 0 failed"

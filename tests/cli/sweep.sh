@@ -61,9 +61,38 @@ base: [$WORK/tiny.yaml]
 grid: {data.path: [$DATA, $WORK/missing.h5]}
 YAML
 run_expect 1 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s3.yaml"
-expect_contains "$WORK/o" "2 runs: 1 done now, 0 already done or running, 0 stopped, 1 failed"
+expect_contains "$WORK/o" "2 runs: 1 done now, 0 already done, 0 running elsewhere, 0 stopped, 1 failed"
 run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep status "$WORK/s3.yaml"
 expect_contains "$WORK/o" "missing.h5: file not found"
+# collect names what it leaves out: the failed run.
+run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/sweep3"
+expect_contains "$WORK/o" "1 of 2 runs are not finished and are left out (1 failed)"
+expect_contains "$WORK/o" "missing.h5: file not found"
+
+# A sweep runner killed while its run goes on: a rerun sees the orphan running (its lock), does
+# not start it twice, and the orphan writes its own `done`, so collect counts it.
+cat > "$WORK/s4.yaml" <<YAML
+out: $WORK/sweep4
+base: [$WORK/tiny.yaml]
+set: {train.steps: 3000, train.eval_every: 3000, train.checkpoint_every: 0}
+YAML
+"$OODTRAIN" sweep run "$WORK/s4.yaml" > "$WORK/first" 2>&1 &
+runner=$!
+run4=$(for _ in $(seq 100); do d=$(ls -d "$WORK"/sweep4/*/ 2> /dev/null | head -1); [ -n "$d" ] && [ -e "$d/.lock" ] && echo "$d" && break; sleep 0.2; done)
+[ -n "$run4" ] || { cat "$WORK/first"; fail "the sweep's run did not start"; }
+kill -KILL "$runner"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep status "$WORK/s4.yaml"
+expect_contains "$WORK/o" "1 running"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" sweep run "$WORK/s4.yaml"
+expect_contains "$WORK/o" "[running elsewhere]"
+expect_contains "$WORK/o" "1 running elsewhere"
+run_expect 1 "$WORK/o" -- "$OODTRAIN" collect "$WORK/sweep4"
+expect_contains "$WORK/o" "1 of 1 runs are not finished and are left out (1 running)"
+for _ in $(seq 600); do [ -e "$run4/done" ] && break; sleep 0.2; done
+[ -e "$run4/done" ] || fail "the orphaned run did not mark itself done"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/sweep4"
+if grep -q "not finished" "$WORK/o"; then fail "collect left the finished orphan out"; fi
+
 # Bad sweeps are refused before anything runs, naming the run or the key.
 printf 'base: [%s]\ngrid: {optim.lr: [0.1, -1]}\n' "$WORK/tiny.yaml" > "$WORK/bad.yaml"
 run_expect 2 "$WORK/o" -- "$OODTRAIN" sweep plan "$WORK/bad.yaml"
