@@ -1,7 +1,6 @@
 // `oodtrain interpolate` (WiSE-FT) and `oodtrain soup` (uniform / greedy model soups): load
 // checkpoints, merge them (algorithms/soups/merge.h), evaluate every candidate on the ranks
 // together, write the result.
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,12 +12,14 @@
 #include "algorithms/soups/merge.h"
 #include "core/checkpoint.h"
 #include "core/comm.h"
+#include "core/error.h"
 #include "core/evaluate.h"
 #include "core/gradient_sync.h"
 #include "core/models/model.h"
 #include "core/report.h"
 #include "data/domain_dataset.h"
 #include "launch/cli.h"
+#include "launch/plot.h"
 
 namespace oodt {
 namespace fs = std::filesystem;
@@ -121,39 +122,6 @@ std::vector<Checkpoint> load_all(const std::vector<std::string>& paths) {
   return out;
 }
 
-// A small SVG line plot of ID and OOD accuracy against alpha.
-void write_svg(const std::string& path, const std::vector<double>& alphas, const std::vector<double>& id,
-               const std::vector<double>& ood) {
-  const double W = 480, H = 320, L = 50, R = 20, T = 20, B = 40;
-  double lo = 1, hi = 0;
-  for (const auto* v : {&id, &ood})
-    for (double x : *v)
-      if (std::isfinite(x)) lo = std::min(lo, x), hi = std::max(hi, x);
-  if (hi <= lo) lo -= 0.05, hi += 0.05;
-  const double a0 = alphas.front(), a1 = alphas.back() > a0 ? alphas.back() : a0 + 1;
-  auto px = [&](double a) { return L + (a - a0) / (a1 - a0) * (W - L - R); };
-  auto py = [&](double y) { return T + (hi - y) / (hi - lo) * (H - T - B); };
-  std::ofstream f(path);
-  f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  f << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  f << "<line x1=\"" << L << "\" y1=\"" << H - B << "\" x2=\"" << W - R << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
-  f << "<line x1=\"" << L << "\" y1=\"" << T << "\" x2=\"" << L << "\" y2=\"" << H - B << "\" stroke=\"black\"/>\n";
-  f << "<text x=\"" << (W + L) / 2 << "\" y=\"" << H - 8 << "\" text-anchor=\"middle\">alpha (0: zero-shot, 1: fine-tuned)</text>\n";
-  for (int i = 0; i <= 4; ++i) {
-    const double y = lo + (hi - lo) * i / 4.0;
-    f << "<text x=\"" << L - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">" << std::round(y * 1000) / 1000 << "</text>\n";
-  }
-  auto series = [&](const std::vector<double>& v, const char* colour, const char* name, double ly) {
-    f << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\" points=\"";
-    for (size_t i = 0; i < alphas.size(); ++i)
-      if (std::isfinite(v[i])) f << px(alphas[i]) << "," << py(v[i]) << " ";
-    f << "\"/>\n<text x=\"" << W - R - 110 << "\" y=\"" << ly << "\" fill=\"" << colour << "\">" << name << "</text>\n";
-  };
-  series(id, "#1f77b4", "ID (validation)", T + 12);
-  series(ood, "#d62728", "OOD (held-out)", T + 28);
-  f << "</svg>\n";
-}
-
 }  // namespace
 
 int cmd_interpolate(const Args& args) {
@@ -166,7 +134,7 @@ int cmd_interpolate(const Args& args) {
       ("alphas", po::value(&alphas_spec)->default_value(alphas_spec), "a:b:step or a list: 0,0.5,1")
       ("eval,c", po::value(&configs)->composing()->required(), "config file(s) whose data section is the evaluation data")
       ("set,s", po::value(&sets)->composing(), "override a key of the evaluation config")
-      ("out,o", po::value(&out_dir)->default_value(out_dir), "folder for interpolation.csv and interpolation.svg")
+      ("out,o", po::value(&out_dir)->default_value(out_dir), "folder for interpolation.csv and its figure interpolation.png / .svg")
       ("write-checkpoints", "also write theta_alpha as <out>/alpha_<a>.h5")
       ("fisher", po::value<int64_t>()->default_value(0),
        "Fisher-weighted merge, each model's diagonal Fisher from this many training examples (0: plain)");
@@ -214,12 +182,19 @@ int cmd_interpolate(const Args& args) {
     }
   }
   if (scorer.root()) {
-    std::ofstream csv(fs::path(out_dir) / "interpolation.csv");
-    csv << "alpha,id_acc,ood_acc,ood_confidence,ood_ece\n";
-    for (size_t i = 0; i < alphas.size(); ++i)
-      csv << alphas[i] << "," << id[i] << "," << ood[i] << "," << conf[i] << "," << ece[i] << "\n";
-    write_svg((fs::path(out_dir) / "interpolation.svg").string(), alphas, id, ood);
-    std::printf("wrote %s/interpolation.csv and interpolation.svg\n", out_dir.c_str());
+    const std::string csv_path = (fs::path(out_dir) / "interpolation.csv").string();
+    {
+      std::ofstream csv(csv_path);
+      csv << "alpha,id_acc,ood_acc,ood_confidence,ood_ece\n";
+      for (size_t i = 0; i < alphas.size(); ++i)
+        csv << alphas[i] << "," << id[i] << "," << ood[i] << "," << conf[i] << "," << ece[i] << "\n";
+      if (!csv.flush()) throw DataError(concat("cannot write ", csv_path));
+    }
+    std::printf("wrote %s\n", csv_path.c_str());
+    std::fflush(stdout);  // the numbers are safe even when the figure fails
+    const fs::path fig = fs::path(out_dir) / "interpolation";
+    plot("wiseft", csv_path, {fig.string() + ".png", fig.string() + ".svg"});
+    std::printf("wrote %s.png and %s.svg\n", fig.c_str(), fig.c_str());
   }
   return 0;
 }
@@ -235,7 +210,8 @@ int cmd_soup(const Args& args) {
       ("val,c", po::value(&configs)->composing()->required(),
        "config file(s) whose data section gives the validation data (the training domains' out splits)")
       ("set,s", po::value(&sets)->composing(), "override a key of the validation config")
-      ("out,o", po::value(&out)->default_value(out), "the soup checkpoint (a .json summary is written beside it)")
+      ("out,o", po::value(&out)->default_value(out),
+       "the soup checkpoint (a .json summary and its figure, .png / .svg, are written beside it)")
       ("strict", "greedy: add a candidate only when the soup strictly improves (default: >=, as in the paper)")
       ("recalibrate-batches", po::value(&recalibrate)->default_value(recalibrate),
        "training batches to recompute BatchNorm statistics of every soup before scoring (models with BN)");
@@ -300,8 +276,18 @@ int cmd_soup(const Args& args) {
                                  {"val_acc", json_number(val)},
                                  {"heldout_acc", json_number(ood)},
                                  {"candidates", candidates}};
-  std::ofstream(fs::path(out).replace_extension(".json")) << report.dump() << "\n";
-  std::printf("wrote %s\n", out.c_str());
+  const std::string json_path = fs::path(out).replace_extension(".json").string();
+  {
+    std::ofstream f(json_path);
+    f << report.dump() << "\n";
+    if (!f.flush()) throw DataError(concat("cannot write ", json_path));
+  }
+  std::printf("wrote %s and %s\n", out.c_str(), json_path.c_str());
+  std::fflush(stdout);
+  // Each candidate alone against the soup (greedy), or the soup's scores (uniform).
+  const std::string fig = fs::path(out).replace_extension("").string();
+  plot("soup", json_path, {fig + ".png", fig + ".svg"});
+  std::printf("wrote %s.png and %s.svg\n", fig.c_str(), fig.c_str());
   return 0;
 }
 

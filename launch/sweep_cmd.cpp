@@ -66,8 +66,10 @@ void write_run_files(const Run& r) {
   {  // what `oodtrain collect` groups and selects by
     YAML::Emitter e;
     e << YAML::BeginMap << YAML::Key << "grid" << YAML::Value << r.grid << YAML::Key << "random" << YAML::Value
-      << r.random << YAML::Key << "seed" << YAML::Value << r.seed << YAML::Key << "test_domains" << YAML::Value
-      << YAML::Flow << r.test << YAML::EndMap;
+      << r.random;
+    if (r.draw >= 0) e << YAML::Key << "draw" << YAML::Value << r.draw;
+    e << YAML::Key << "seed" << YAML::Value << r.seed << YAML::Key << "test_domains" << YAML::Value << YAML::Flow
+      << r.test << YAML::EndMap;
     std::ofstream(fs::path(r.dir) / "sweep.yaml") << e.c_str() << "\n";
   }
 }
@@ -177,7 +179,7 @@ int cmd_sweep(const Args& args) {
   RunOptions o;
   po::options_description desc("sweep options");
   desc.add_options()
-      ("action", po::value(&action)->required(), "plan | run | status")
+      ("action", po::value(&action)->required(), "plan | run | status | slurm")
       ("sweep", po::value(&file)->required(), "the sweep file (docs/sweeps.md)")
       ("ranks-per-run", po::value(&o.ranks)->default_value(1), "ranks of each run (mpirun -np N when N > 1)")
       ("parallel", po::value(&o.parallel)->default_value(1), "runs at the same time")

@@ -117,6 +117,7 @@ SweepPlan plan_sweep(const std::string& file, const std::function<void(ConfigTre
           SeededRng rng(mix_seed(static_cast<uint64_t>(seed), static_cast<uint64_t>(g), static_cast<uint64_t>(d)));
           auto q = points[g];
           for (const auto& k : keys) q.push_back(concat("R", k, "=", draw(params, k, rng)));
+          q.push_back(concat("D", d));  // the draw's index: model selection breaks ties by it
           next.push_back(q);
         }
       points = next;
@@ -160,8 +161,12 @@ SweepPlan plan_sweep(const std::string& file, const std::function<void(ConfigTre
         SweepRun r;
         r.sets = fixed;
         std::string label;
-        for (const auto& tagged : point) {  // G: grid, R: random draw
+        for (const auto& tagged : point) {  // G: grid, R: random draw, D: the draw's index
           const std::string s = tagged.substr(1);
+          if (tagged[0] == 'D') {
+            r.draw = std::stoll(s);
+            continue;
+          }
           r.sets.push_back(s);
           label += s + " ";
           std::string& part = tagged[0] == 'G' ? r.grid : r.random;
@@ -190,7 +195,11 @@ SweepPlan plan_sweep(const std::string& file, const std::function<void(ConfigTre
           throw ConfigError(file, concat("run '", r.label, "': ", e.what()));
         }
         char name[17];
-        std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(fnv1a(t.dump())));
+        // Two draws can resolve to the same config (a `choice` that came out equal): the draw
+        // index keeps them apart, as separate runs (DomainBed's hparams_seed). Sweeps without
+        // random draws hash the config alone, as before.
+        const std::string identity = r.draw >= 0 ? concat(t.dump(), "\n# draw ", r.draw, "\n") : t.dump();
+        std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(fnv1a(identity)));
         r.dir = (fs::path(sw.out) / std::string(name, 12)).string();
         t.set("run.dir=" + flow(YAML::Node(r.dir)));
         r.config = t.dump();

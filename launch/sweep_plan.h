@@ -20,6 +20,7 @@ struct SweepRun {
   std::vector<std::string> sets;  // dotted.key=value overrides, in order
   std::string label;              // what distinguishes it, for people
   std::string grid, random;       // its grid point and random draw ("key=value ...")
+  int64_t draw = -1;               // index of its random draw (-1: the sweep draws none)
   int64_t seed = 0;
   std::vector<std::string> test;  // held-out domains it sets (empty: the base configs')
   std::string config;             // resolved YAML (run.dir included)

@@ -8,7 +8,8 @@ out), then fine-tuned 600 steps as full precision, LSQ, LSQ+SAGM and GAQAT at W4
 
   scripts/fed_qat_experiments.py --seeds 0 1 2 --out runs/fed_qat
 
-Finished runs are skipped when rerun. Writes OUT/summary.md and OUT/fedspeed.svg.
+Finished runs are skipped when rerun. Writes OUT/summary.md and the figures (scripts/oodt_plot.py)
+OUT/fedspeed_dirichlet, OUT/fedspeed_domain and OUT/qat_heldout, each .png and .svg.
 """
 import argparse
 import os
@@ -19,6 +20,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import oodt_plot  # noqa: E402  (the project's figures; needs python3-matplotlib)
 from oodt_metrics import evaluations, summary  # noqa: E402
 QUICK = os.path.join(ROOT, "configs/quickstart.yaml")
 EXP = os.path.join(ROOT, "bench/experiments")
@@ -53,60 +55,35 @@ def ms(values):
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
-def svg(curves, path, title):
-    """Validation accuracy against round, one line per method (mean over seeds)."""
-    W, H, L, B, R, T = 520, 320, 60, 45, 130, 25
-    xs = sorted({x for c in curves.values() for x, _ in c})
-    ys = [y for c in curves.values() for _, y in c]
-    lo, hi = min(ys) - 0.01, max(ys) + 0.01
-    X = lambda v: L + (W - L - R) * (v - xs[0]) / max(1, xs[-1] - xs[0])
-    Y = lambda v: T + (H - T - B) * (hi - v) / (hi - lo)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/><text x="{L}" y="15">{title}</text>',
-           f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
-           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>']
-    for v in xs:
-        out.append(f'<text x="{X(v):.1f}" y="{H - B + 15}" text-anchor="middle">{v}</text>')
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
-        out.append(f'<text x="{L - 5}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
-    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">round</text>')
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
-    for k, (name, c) in enumerate(curves.items()):
-        pts = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in c)
-        dash = "" if k % 2 == 0 else "6,4"
-        out.append(f'<polyline points="{pts}" fill="none" stroke="{colours[k // 2]}" stroke-width="2" stroke-dasharray="{dash}"/>')
-        out.append(f'<line x1="{W - R + 8}" y1="{T + 10 + 18 * k}" x2="{W - R + 30}" y2="{T + 10 + 18 * k}" '
-                   f'stroke="{colours[k // 2]}" stroke-width="2" stroke-dasharray="{dash}"/>')
-        out.append(f'<text x="{W - R + 35}" y="{T + 14 + 18 * k}">{name}</text>')
-    out.append("</svg>")
-    open(path, "w").write("\n".join(out) + "\n")
+def plot_rounds(runs_by_method, stem, title):
+    """Validation accuracy against the round, one line per method, mean over seeds with a
+    ±1 s.e. band: STEM.png and STEM.svg."""
+    names = {"fedspeed": "FedSpeed", "fedavg": "FedAvg"}
+    series = [{"label": names.get(m, m), "runs": [{int(e["round"]): e["val"] for e in run} for run in runs]}
+              for m, runs in runs_by_method.items()]
+    fig = oodt_plot.line_figure(series, "round", "validation accuracy (%)", title, integer_x=True)
+    oodt_plot.save(fig, [stem + ".png", stem + ".svg"])
 
 
-def svg_bars(rows, path, title):
-    """Held-out accuracy per variant: mean bar with a ±1 std whisker."""
-    W, H, L, B, T = 560, 300, 60, 80, 25
-    lo = max(0.0, min(m - s for _, m, s in rows) - 0.03)
-    hi = max(m + s for _, m, s in rows) + 0.01
-    bw = (W - L - 20) / len(rows)
-    Y = lambda v: T + (H - T - B) * (hi - v) / (hi - lo)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{W}" height="{H}" fill="white"/><text x="{L}" y="15" font-size="12">{title}</text>',
-           f'<line x1="{L}" y1="{H - B}" x2="{W - 20}" y2="{H - B}" stroke="black"/>',
-           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>']
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
-        out.append(f'<text x="{L - 5}" y="{Y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
-    for k, (name, m, sd) in enumerate(rows):
-        x = L + k * bw + bw * 0.15
-        colour = "#888" if name == "fp32" else ("#1f77b4" if "LSQ" in name and "SAGM" not in name else
-                                              "#ff7f0e" if "SAGM" in name else "#2ca02c")
-        out.append(f'<rect x="{x:.1f}" y="{Y(m):.1f}" width="{bw * 0.7:.1f}" height="{H - B - Y(m):.1f}" fill="{colour}"/>')
-        cx = x + bw * 0.35
-        out.append(f'<line x1="{cx:.1f}" y1="{Y(m - sd):.1f}" x2="{cx:.1f}" y2="{Y(m + sd):.1f}" stroke="black"/>')
-        out.append(f'<text x="{cx:.1f}" y="{H - B + 12}" text-anchor="end" transform="rotate(-35 {cx:.1f} {H - B + 12})">{name}</text>')
-    out.append("</svg>")
-    open(path, "w").write("\n".join(out) + "\n")
+def plot_qat(per_variant, stem, title):
+    """Held-out accuracy per variant, grouped by bit width, mean with a ±1 s.e. whisker over
+    seeds: STEM.png and STEM.svg. per_variant: {name: [held-out accuracy per seed]}."""
+    groups, methods = [], []
+    for name in per_variant:  # "W4A4 LSQ+SAGM" -> group "W4A4", method "LSQ+SAGM"; "fp32" alone
+        group, _, method = name.partition(" ")
+        groups += [group] if group not in groups else []
+        methods += [method or "full precision"] if (method or "full precision") not in methods else []
+    def cell(s, g):
+        key = groups[g] + (" " + methods[s] if methods[s] != "full precision" else "")
+        if key not in per_variant:
+            return None
+        m, se, _ = oodt_plot.mean_se(per_variant[key])
+        return None if m is None else (100 * m, None if se is None else 100 * se)
+    n = max(len(v) for v in per_variant.values())
+    fig = oodt_plot.bar_figure(groups, methods, cell, "held-out accuracy (%)", title, xlabel="bit width",
+                               err_note=f"mean ± 1 s.e. over {n} seeds" if n > 1 else None, mark_missing=False,
+                               values=True)
+    oodt_plot.save(fig, [stem + ".png", stem + ".svg"])
 
 
 def main():
@@ -135,17 +112,15 @@ def main():
                              ("domain", "5 clients, one per rotation 15-75; validation = their out splits, held-out = rot_0")):
             lines += [f"FedSpeed vs FedAvg, {title}:", "",
                       "| method | round | val acc | held-out acc | drift |", "|---|---|---|---|---|"]
-            curves = {}
             for method in ("fedspeed", "fedavg"):
                 runs = fed[(split, method)]
                 for i in range(len(runs[0])):
                     rnd = int(runs[0][i]["round"])
                     lines.append(f"| {method} | {rnd} | {ms(r[i]['val'] for r in runs)} | {ms(r[i]['held'] for r in runs)} | "
                                  f"{ms(r[i]['drift'] for r in runs)} |")
-                curves[method] = [(int(runs[0][i]["round"]), statistics.mean(r[i]["val"] for r in runs))
-                                  for i in range(len(runs[0]))]
             lines.append("")
-            svg(curves, os.path.join(args.out, f"fedspeed_{split}.svg"), f"FedSpeed vs FedAvg ({split} clients)")
+            plot_rounds({m: fed[(split, m)] for m in ("fedspeed", "fedavg")}, os.path.join(args.out, f"fedspeed_{split}"),
+                        f"FedSpeed vs FedAvg ({split} clients)")
     if args.only in (None, "qat"):
         qat = {}
         variants = [("fp32", "[]")]
@@ -168,15 +143,14 @@ def main():
                 qat.setdefault(name, []).append(per_evaluation(run)[-1])
         lines += ["GAQAT (fine-tuned 600 steps from a float CNN; held-out = rot_0):", "",
                   "| variant | val acc | held-out acc | frozen share | conflicting share |", "|---|---|---|---|---|"]
-        bars = []
         for name, _ in variants:
             rs = qat[name]
             held = [r["held"] for r in rs]
-            bars.append((name, statistics.mean(held), statistics.stdev(held) if len(held) > 1 else 0.0))
             frozen = ms(r.get("gaqat.frozen_share", float("nan")) for r in rs) if "GAQAT" in name else ""
             conflict = ms(r.get("gaqat.conflicting_share", float("nan")) for r in rs) if "GAQAT" in name else ""
             lines.append(f"| {name} | {ms(r['val'] for r in rs)} | {ms(r['held'] for r in rs)} | {frozen} | {conflict} |")
-        svg_bars(bars, os.path.join(args.out, "qat_heldout.svg"), "held-out (rot_0) accuracy after QAT fine-tuning")
+        plot_qat({name: [r["held"] for r in qat[name]] for name, _ in variants}, os.path.join(args.out, "qat_heldout"),
+                 "held-out (rot_0) accuracy after QAT fine-tuning")
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)
     open(os.path.join(args.out, f"summary{'_' + args.only if args.only else ''}.md"), "w").write(text)

@@ -15,7 +15,8 @@ sparse model soups, on Rotated Fashion-MNIST, for several seeds:
 
   scripts/soup_experiments.py --seeds 0 1 2 --out runs/soup_exp
 
-Finished steps are skipped when rerun. Writes OUT/summary.md and OUT/wise_ft.svg.
+Finished steps are skipped when rerun. Writes OUT/summary.md, OUT/results.json and the figure
+OUT/wise_ft.png / .svg (scripts/oodt_plot.py).
 """
 import argparse
 import csv
@@ -29,6 +30,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import oodt_plot  # noqa: E402  (the project's figures; needs python3-matplotlib)
 from oodt_metrics import evaluations, summary  # noqa: E402
 QUICK = os.path.join(ROOT, "configs/quickstart.yaml")
 PRE = os.path.join(ROOT, "bench/experiments/soups_pretrain.yaml")
@@ -116,44 +118,12 @@ def ms(values):
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
-def svg_curves(results, path):
-    """ID and OOD accuracy against alpha, mean over seeds, for plain and BANG fine-tuning."""
-    W, H, L, B, R, T = 560, 360, 60, 50, 150, 20
-    alphas = [row["alpha"] for row in results[0]["wise_ft"]]
-    series = []
-    for name, colour in (("ft", "#1f77b4"), ("bang", "#d62728")):
-        for key, dash in (("id_acc", ""), ("ood_acc", "6,4")):
-            ys = [statistics.mean(r[f"wise_{name}"][i][key] for r in results) for i in range(len(alphas))]
-            label = ("WiSE-FT" if name == "ft" else "BANG") + (" ID" if key == "id_acc" else " OOD")
-            series.append((label, colour, dash, ys))
-    lo = min(min(s[3]) for s in series) - 0.02
-    hi = max(max(s[3]) for s in series) + 0.02
-    x = lambda a: L + (W - L - R) * a
-    y = lambda v: T + (H - T - B) * (hi - v) / (hi - lo)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{W}" height="{H}" fill="white"/>',
-           f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
-           f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>']
-    for i in range(6):
-        a = i / 5
-        out.append(f'<text x="{x(a)}" y="{H - B + 16}" text-anchor="middle">{a:.1f}</text>')
-    for i in range(6):
-        v = lo + (hi - lo) * i / 5
-        out.append(f'<text x="{L - 6}" y="{y(v) + 4}" text-anchor="end">{v:.2f}</text>')
-        out.append(f'<line x1="{L}" y1="{y(v)}" x2="{W - R}" y2="{y(v)}" stroke="#ddd"/>')
-    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 12}" text-anchor="middle">alpha (0: theta_0, 1: fine-tuned)</text>')
-    out.append(f'<text x="14" y="{(T + H - B) / 2}" transform="rotate(-90 14 {(T + H - B) / 2})" '
-               f'text-anchor="middle">accuracy</text>')
-    for k, (label, colour, dash, ys) in enumerate(series):
-        pts = " ".join(f"{x(a):.1f},{y(v):.1f}" for a, v in zip(alphas, ys))
-        out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="{dash}"/>')
-        ly = T + 14 + 18 * k
-        out.append(f'<line x1="{W - R + 10}" y1="{ly - 4}" x2="{W - R + 34}" y2="{ly - 4}" stroke="{colour}" '
-                   f'stroke-width="2" stroke-dasharray="{dash}"/>')
-        out.append(f'<text x="{W - R + 40}" y="{ly}">{label}</text>')
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+def plot_wise_ft(results, stem):
+    """ID/OOD accuracy and OOD confidence/ECE against alpha, mean over seeds, plain and BANG
+    fine-tuning: STEM.png and STEM.svg."""
+    fig = oodt_plot.wiseft_figure({"plain fine-tuning": [r["wise_ft"] for r in results],
+                                   "BANG fine-tuning": [r["wise_bang"] for r in results]})
+    oodt_plot.save(fig, [stem + ".png", stem + ".svg"])
 
 
 def main():
@@ -200,7 +170,7 @@ def main():
         f.write(text)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    svg_curves(results, os.path.join(args.out, "wise_ft.svg"))
+    plot_wise_ft(results, os.path.join(args.out, "wise_ft"))
     print(text)
 
 

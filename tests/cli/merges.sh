@@ -10,7 +10,8 @@ run_expect 0 "$WORK/o" -- "$MPIRUN" -np 2 --oversubscribe "$OODTRAIN" interpolat
 expect_contains "$WORK/o" "wrote $WORK/wise/interpolation.csv"
 [ "$(wc -l < "$WORK/wise/interpolation.csv")" -eq 4 ] || fail "expected a header and 3 rows"
 expect_contains "$WORK/wise/interpolation.csv" "alpha,id_acc,ood_acc,ood_confidence,ood_ece"
-expect_contains "$WORK/wise/interpolation.svg" "<polyline"
+[ -s "$WORK/wise/interpolation.png" ] || fail "no interpolation.png"  # figures: tests/cli/plots.sh
+expect_contains "$WORK/wise/interpolation.svg" "<svg"
 "$PYTHON" - "$WORK" <<'PY'
 import sys, h5py, numpy as np
 w = sys.argv[1]

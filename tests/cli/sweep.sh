@@ -34,9 +34,9 @@ assert len(seen) == 8, seen
 print("sweep ok")
 PY
 run_expect 0 "$WORK/o" -- "$OODTRAIN" collect "$WORK/sweep" --select all
-expect_contains "$WORK/o" "| configuration | rot_0 | rot_15 | avg |"
+expect_contains "$WORK/o" "| configuration | rot_0 | rot_15 | rot_30 | rot_45 | rot_60 | rot_75 | Avg |"
 expect_contains "$WORK/o" "| algorithms=[mixup] |"
-expect_contains "$WORK/o" "Model selection: leave-one-out: no runs it can use"
+expect_contains "$WORK/o" "leave-one-out: no run of dataset rotated_fmnist holds out a pair of domains"
 # The same sweep, every run stopped by SIGUSR1 after step 4, then rerun: stopped, then done,
 # and each run ends bit-identical to the uninterrupted one (same hash, other folder).
 sed "s|$WORK/sweep|$WORK/sweep2|" "$WORK/s.yaml" > "$WORK/s2.yaml"

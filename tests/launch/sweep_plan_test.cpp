@@ -58,6 +58,30 @@ test_domains: {each: [a, b], pairs: true}
   EXPECT_EQ(decays.size(), 8u);  // 4 grid points x 2 draws
 }
 
+// A `choice` with one value draws the same config every time: the draws must stay separate
+// runs (their own folders, their own indices), as DomainBed's hparams_seed keeps them.
+TEST(SweepPlan, EqualDrawsAreDistinctRunsWithTheirIndex) {
+  const std::string dir = test::temp_dir("sweep_plan");
+  write(dir, "base.yaml", "train: {steps: 10}\n");
+  const std::string sweep = write(dir, "s.yaml", R"(out: runs/s
+base: [base.yaml]
+random: {count: 3, params: {optim.lr: {choice: [0.1]}}}
+seeds: [0]
+)");
+  const SweepPlan plan = plan_sweep(sweep, [](ConfigTree&) {});
+  ASSERT_EQ(plan.runs.size(), 3u);
+  std::set<std::string> dirs;
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    EXPECT_EQ(plan.runs[i].draw, static_cast<int64_t>(i));
+    EXPECT_EQ(plan.runs[i].random, "optim.lr=0.1");
+    dirs.insert(plan.runs[i].dir);
+  }
+  EXPECT_EQ(dirs.size(), 3u);
+  // Without random draws, no draw index (and the folder names of earlier sweeps stay).
+  const std::string grid = write(dir, "g.yaml", "out: runs/g\nbase: [base.yaml]\ngrid: {optim.lr: [0.1, 0.2]}\n");
+  for (const auto& r : plan_sweep(grid, [](ConfigTree&) {}).runs) EXPECT_EQ(r.draw, -1);
+}
+
 TEST(SweepPlan, ARefusedRunRefusesTheSweepNamingTheRun) {
   const std::string dir = test::temp_dir("sweep_plan");
   write(dir, "base.yaml", "train: {steps: 10}\n");
