@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/comm.h"
+#include "core/csv.h"
 #include "core/error.h"
 #include "core/state.h"
 
@@ -66,6 +68,15 @@ void write_file(const fs::path& path, const std::string& text, bool append) {
   if (err != 0) throw Error(concat("cannot write ", path.string(), ": ", std::strerror(err)));
 }
 
+// Seconds as H:MM:SS (hours unbounded); "?" when not known.
+std::string clock_time(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto t = static_cast<long long>(std::llround(seconds));
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
+  return buf;
+}
+
 }  // namespace
 
 std::vector<json> read_metrics(const std::string& path) {
@@ -111,9 +122,9 @@ json evaluation_json(const std::vector<SplitMetrics>& metrics, const std::vector
   return out;
 }
 
-RunReporter::RunReporter(Communicator& comm, std::string run_dir, bool verbose, int64_t log_every)
-    : comm_(comm), run_dir_(std::move(run_dir)), verbose_(verbose), log_every_(log_every),
-      last_progress_(std::chrono::steady_clock::now()) {}
+RunReporter::RunReporter(Communicator& comm, std::string run_dir, ReportOptions options)
+    : comm_(comm), run_dir_(std::move(run_dir)), options_(options), start_(std::chrono::steady_clock::now()),
+      last_line_(start_), last_redraw_(start_) {}
 
 bool RunReporter::writes() const { return comm_.rank() == 0; }
 
@@ -129,13 +140,23 @@ void RunReporter::prepare(const std::string& config, const std::string& plugin_o
   // A mark from an earlier stop no longer holds once the run goes on.
   std::error_code ec;
   fs::remove(fs::path(run_dir_) / "stopped", ec);
+  // A new file per process: a resumed run's events go to a file of their own (core/tb_writer.h).
+  if (options_.log.tensorboard) tb_.open((fs::path(run_dir_) / "tb").string());
   dir_.kept();
+  start_ = last_line_ = last_redraw_ = std::chrono::steady_clock::now();
 }
 
 void RunReporter::step_done(double loss, int64_t samples, bool updated) {
-  if (updated) window_loss_ += loss, window_updates_ += 1;
+  if (updated) window_loss_ += loss, window_updates_ += 1, line_loss_ += loss, line_updates_ += 1;
   window_steps_ += 1;
   window_samples_ += samples;
+  line_samples_ += samples;
+  last_loss_ = loss;
+}
+
+void RunReporter::step_time(double seconds) {
+  window_seconds_ += seconds;
+  line_seconds_ += seconds;
 }
 
 at::Tensor RunReporter::window() const {
@@ -154,21 +175,41 @@ void RunReporter::restore_window(const at::Tensor& w) {
 }
 
 void RunReporter::progress(const State& s, bool force) {
-  if (!writes() || !verbose_) return;
-  const double loss = window_updates_ ? window_loss_ / static_cast<double>(window_updates_) : 0.0;
-  const auto now = std::chrono::steady_clock::now();
-  if (interactive()) {
-    if (!force && std::chrono::duration<double>(now - last_progress_).count() < 0.25) return;
-    last_progress_ = now;
-    std::printf("\rstep %lld/%lld  epoch %lld  loss %.4f  lr %.4g   ", static_cast<long long>(s.step),
-                static_cast<long long>(s.max_steps), static_cast<long long>(s.epoch), loss, s.lr);
-  } else if (force || s.step % log_every_ == 0) {
-    std::printf("step %lld/%lld  epoch %lld  loss %.4f  lr %.4g\n", static_cast<long long>(s.step),
-                static_cast<long long>(s.max_steps), static_cast<long long>(s.epoch), loss, s.lr);
-  } else {
-    return;
+  if (!writes()) return;
+  if (start_step_ < 0) {
+    start_step_ = s.step - 1;
+    tb_.session_start(s.step);  // TensorBoard drops what an earlier process logged from here on
   }
-  std::fflush(stdout);
+  tb_.scalars(s.step, {{"train/loss", static_cast<float>(last_loss_)}, {"train/lr", static_cast<float>(s.lr)}});
+  const auto now = std::chrono::steady_clock::now();
+  const double since_line = std::chrono::duration<double>(now - last_line_).count();
+  const bool due = force || (options_.log_every > 0 && s.step % options_.log_every == 0) ||
+                   (options_.log_every_s > 0 && since_line >= options_.log_every_s);
+  const bool terminal = interactive();
+  const bool redraw = terminal && std::chrono::duration<double>(now - last_redraw_).count() >= 0.25;
+  if (due) tb_.flush();  // the events file keeps up with the log
+  if (options_.verbose && ((due && !terminal) || redraw || (terminal && force))) {
+    const double loss = line_updates_ ? line_loss_ / static_cast<double>(line_updates_) : NAN;
+    const double rate =
+        line_seconds_ > 0 ? static_cast<double>(line_samples_) * comm_.world_size() / line_seconds_ : 0.0;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const int64_t done = s.step - start_step_, left = std::max<int64_t>(s.max_steps - s.step, 0);
+    const double eta = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(left) : NAN;
+    std::printf("%sstep %lld/%lld  epoch %lld  loss(avg %lld steps) %.4f  lr %.4g  %.0f samples/s  elapsed %s  eta %s%s",
+                terminal ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(s.max_steps),
+                static_cast<long long>(s.epoch), static_cast<long long>(line_updates_), loss, s.lr, rate,
+                clock_time(elapsed).c_str(), clock_time(eta).c_str(), terminal ? "   " : "\n");
+    std::fflush(stdout);
+    last_redraw_ = now;
+  }
+  if (due) {
+    line_loss_ = 0, line_seconds_ = 0, line_updates_ = 0, line_samples_ = 0;
+    last_line_ = now;
+  }
+}
+
+void RunReporter::flush() {
+  if (writes()) tb_.flush();
 }
 
 void RunReporter::evaluation(const State& s, const std::vector<SplitMetrics>& metrics,
@@ -191,6 +232,7 @@ void RunReporter::evaluation(const State& s, const std::vector<SplitMetrics>& me
   window_loss_ = 0, window_updates_ = 0, window_samples_ = 0, window_seconds_ = 0, window_steps_ = 0;
   if (!writes()) return;
 
+  const double step_s = steps > 0 ? seconds / steps : NAN;
   double unix_time = 0;
   const std::string time = utc_now(&unix_time);
   json row = {{"step", s.step},
@@ -200,7 +242,7 @@ void RunReporter::evaluation(const State& s, const std::vector<SplitMetrics>& me
               {"lr", json_number(s.lr)},
               {"train_loss", json_number(train_loss)},
               {"samples_per_s", json_number(throughput)},
-              {"step_s", json_number(steps > 0 ? seconds / steps : NAN)},
+              {"step_s", json_number(step_s)},
               {"peak_rss_mb", json_number(rss)},
               {"world_size", world},
               {"skipped_steps", static_cast<int64_t>(std::llround(v[5] / world))}};  // every rank counted it
@@ -214,12 +256,72 @@ void RunReporter::evaluation(const State& s, const std::vector<SplitMetrics>& me
   }
   append_json_line("metrics.jsonl", row);
 
-  if (!verbose_) return;
   const EvalSummary sum = summarize(metrics, domains);
+  // The same numbers flat: TensorBoard scalars and a metrics.csv record.
+  std::vector<std::pair<std::string, float>> tb;
+  std::vector<std::pair<std::string, std::string>> csv = {
+      {"step", std::to_string(s.step)},      {"epoch", std::to_string(s.epoch)},
+      {"lr", csv_number(s.lr)},              {"train_loss", csv_number(train_loss)},
+      {"samples_per_s", csv_number(throughput)}, {"step_s", csv_number(step_s)}};
+  auto scalar = [&](const std::string& tb_tag, const std::string& csv_column, double x) {
+    if (!tb_tag.empty() && std::isfinite(x)) tb.emplace_back(tb_tag, static_cast<float>(x));
+    if (!csv_column.empty()) csv.emplace_back(csv_column, csv_number(x));
+  };
+  scalar("train/window_loss", "", train_loss);
+  scalar("train/samples_per_s", "", throughput);
+  scalar("train/step_s", "", step_s);
+  scalar("eval/val_acc", "val_acc", sum.val_acc);
+  scalar("eval/heldout_acc", "heldout_acc", sum.heldout_acc);
+  scalar("eval/heldout_conf", "heldout_conf", sum.heldout_conf);
+  scalar("eval/heldout_ece", "heldout_ece", sum.heldout_ece);
+  for (size_t d = 0; d < domains.size(); ++d)
+    for (const char* part : {"in", "out"})
+      for (const auto& m : metrics) {
+        if (m.domain != static_cast<int64_t>(d) || m.part != part) continue;
+        const std::string prefix = concat(domains[d].name, "/", part, "/");
+        const std::pair<const char*, double> values[] = {
+            {"acc", m.accuracy}, {"loss", m.loss}, {"ece", m.ece}, {"conf", m.confidence}};
+        for (const auto& [name, x] : values) scalar("eval/" + prefix + name, prefix + name, x);
+      }
+  for (const auto& [k, value] : s.metrics) scalar("plugins/" + k, "", value);
+  tb_.scalars(s.step, tb);
+  tb_.flush();
+  if (options_.log.csv) append_csv(csv);
+
+  if (!options_.verbose) return;
   if (interactive()) std::printf("\n");
   std::printf("eval step %lld  train_loss %.4f  val acc %.4f  held-out acc %.4f  %.0f samples/s\n",
               static_cast<long long>(s.step), train_loss, sum.val_acc, sum.heldout_acc, throughput);
   std::fflush(stdout);
+}
+
+void RunReporter::append_csv(const std::vector<std::pair<std::string, std::string>>& columns) {
+  const fs::path path = fs::path(run_dir_) / "metrics.csv";
+  std::string text;
+  if (csv_header_.empty()) {
+    // A resumed run keeps the header of the file it continues.
+    std::ifstream in(path, std::ios::binary);
+    if (!in || !csv_read_row(in, csv_header_) || (csv_header_.size() == 1 && csv_header_[0].empty())) {
+      csv_header_.clear();
+      for (const auto& c : columns) csv_header_.push_back(c.first);
+      text = csv_row(csv_header_);
+    }
+  }
+  std::vector<std::string> fields;
+  size_t matched = 0;
+  for (const auto& name : csv_header_) {
+    auto it = std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == name; });
+    fields.push_back(it == columns.end() ? "" : it->second);
+    matched += it != columns.end();
+  }
+  if ((matched != columns.size() || matched != csv_header_.size()) && !csv_warned_) {
+    csv_warned_ = true;
+    std::fprintf(stderr,
+                 "oodtrain: warning: %s has other columns than this run's evaluations (another data set or "
+                 "data.eval_train_in?); rows follow its header: its other columns stay empty, new ones are dropped\n",
+                 path.c_str());
+  }
+  write_file(path, text + csv_row(fields), true);
 }
 
 void RunReporter::table(const std::vector<SplitMetrics>& metrics, const std::vector<DomainInfo>& domains) const {

@@ -43,8 +43,8 @@ std::string holder_of(const std::string& lock) {
 
 const std::vector<std::string>& RunDirectory::run_files() {
   static const std::vector<std::string> files = {
-      "config.yaml", "plugins.txt", "metrics.jsonl", "ckpt_*.h5", "ckpt_*.h5.sum", "ckpt_*.tmp", "candidate_*.h5",
-      "candidates.json", "sparse_soup.jsonl", "done", "stopped"};
+      "config.yaml", "plugins.txt", "metrics.jsonl", "metrics.csv", "tb", "ckpt_*.h5", "ckpt_*.h5.sum", "ckpt_*.tmp",
+      "candidate_*.h5", "candidates.json", "sparse_soup.jsonl", "done", "stopped"};
   return files;
 }
 
@@ -78,7 +78,7 @@ RunDirectory RunDirectory::open(const std::string& path, RunDirMode mode) {
                                         "choose another run.dir"));
   if (mode == RunDirMode::Overwrite)
     for (const auto& f : earlier) {
-      fs::remove(f, ec);
+      fs::remove_all(f, ec);  // tb/ is a folder of events files
       if (ec) throw ConfigError("run.dir", concat("cannot remove ", f, ": ", ec.message()));
     }
   // Who holds the lock, for the message a second run gets; also proves the directory writable.

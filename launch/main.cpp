@@ -4,6 +4,8 @@
 #include <iostream>
 #include <string>
 
+#include <torch/version.h>
+
 #include "core/config.h"
 #include "core/error.h"
 #include "core/trainer.h"
@@ -21,14 +23,15 @@ commands:
   data prepare      build an OOD benchmark file (rotated-fmnist, colored-fmnist) as HDF5
   list-algorithms   list the algorithm plugins with the phases they hook
   soup              uniform or greedy model soup of checkpoints, scored on validation data
-  interpolate       WiSE-FT: accuracy of (1-a)*theta_0 + a*theta_1 over a, as CSV and SVG
+  eval              score checkpoints per domain and split (on their training data or -c data.yaml)
+  interpolate       WiSE-FT: accuracy of (1-a)*theta_0 + a*theta_1 over a, as CSV and a figure
   export            --quantized: integer weights and step sizes of an LSQ-trained checkpoint
-  sweep             plan | run | status of an ablation sweep (grid/random axes, seeds, held-out domains)
+  sweep             plan | run | status | slurm of an ablation sweep (grid/random axes, seeds, held-out domains)
   collect           sweep results as a table per held-out domain, with DomainBed's model selection
 
 options:
   -h, --help        this help; `oodtrain <command> --help` for a command's options
-  --version         version and git revision
+  --version         version, git revision and the LibTorch it was built against
 
 docs: docs/cli.md, docs/config.md, docs/architecture.md
 )";
@@ -47,7 +50,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "--version" || cmd == "version") {
-    std::printf("oodtrain %s (git %s)\n", oodt::oodt_version(), oodt::git_revision());
+    std::printf("oodtrain %s (git %s)\nLibTorch %s\n", oodt::oodt_version(), oodt::git_revision(), TORCH_VERSION);
     return 0;
   }
   try {
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
     if (cmd == "export") return oodt::cmd_export(rest);
     if (cmd == "sweep") return oodt::cmd_sweep(rest);
     if (cmd == "collect") return oodt::cmd_collect(rest);
+    if (cmd == "eval") return oodt::cmd_eval(rest);
   } catch (const oodt::ConfigError& e) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 2;
@@ -66,7 +70,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 1;
   }
-  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "interpolate", "soup", "export", "sweep", "collect", "--help", "--version"});
+  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "interpolate", "soup", "export", "sweep", "collect", "eval", "--help", "--version"});
   std::fprintf(stderr, "oodtrain: unknown command '%s'%s\nrun `oodtrain --help` for the list of commands\n",
                cmd.c_str(), hint.empty() ? "" : (" (did you mean '" + hint + "'?)").c_str());
   return 2;
