@@ -14,6 +14,11 @@
       this build's oodtrain against another build of it (an earlier commit, say), both
       `mpirun -np 2`, same everything: the CNN and the MLP. What a change costs or saves.
 
+  bench/throughput.py precision [--rounds 3] [--models cnn,resnet18]
+      train.precision bf16 against fp32 in one process (1 thread, CPU autocast), per model:
+      the step rate and the training-loss curve (the mean loss of each window between
+      evaluations) of both, and the largest relative difference between the curves.
+
 Rounds alternate the contenders so drift hits both; the median of each is reported. Every
 process is launched by mpirun with the same binding (one core per rank). oodtrain's rate is
 its own `samples_per_s` over the steps after the warm-up evaluation (evaluation and
@@ -29,7 +34,8 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
-MODELS = {"cnn": "{name: cnn, channels: [16, 32, 64], dropout: 0.1}", "mlp": "{name: mlp, hidden: [256, 256]}"}
+MODELS = {"cnn": "{name: cnn, channels: [16, 32, 64], dropout: 0.1}", "mlp": "{name: mlp, hidden: [256, 256]}",
+          "resnet18": "{name: resnet18}"}
 
 
 def mpirun(n):
@@ -60,6 +66,18 @@ def oodtrain(a, ranks, model, extra=(), binary=None):
         return rate(f"{d}/run")
 
 
+def curve(a, model, extra, every, binary=None):
+    """One process: (median samples/s of the windows after the first, [(step, train_loss)])."""
+    with tempfile.TemporaryDirectory() as d:
+        cmd = train_cmd(a, model, f"{d}/run", [*extra, f"train.eval_every={every}"])
+        if binary:
+            cmd[0] = binary
+        subprocess.run(mpirun(1) + cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with open(f"{d}/run/metrics.jsonl") as f:
+            rows = [json.loads(l) for l in f if l.strip()]
+    return statistics.median(r["samples_per_s"] for r in rows[1:]), [(r["step"], r["train_loss"]) for r in rows]
+
+
 def independent_pair(a, model, extra=()):
     """Two single-process runs at once, pinned to cores 0 and 1: their summed samples/s."""
     with tempfile.TemporaryDirectory() as d:
@@ -80,7 +98,8 @@ def pytorch(a, model):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", choices=["scaling", "pytorch", "compare"])
+    ap.add_argument("which", choices=["scaling", "pytorch", "compare", "precision"])
+    ap.add_argument("--models", default="cnn,resnet18", help="precision: the models")
     ap.add_argument("--baseline", help="compare: the other build's oodtrain binary")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=300)
@@ -102,6 +121,27 @@ def main():
               f"[{m1:.0f} vs {m2:.0f} samples/s, median of {a.rounds}]")
         print(f"  the machine's ceiling (2 independent processes / (2 x 1 process)): {mp / (2 * m1):.3f}; "
               f"2 ranks / 2 independent processes: {m2 / mp:.3f}")
+        return
+    if a.which == "precision":
+        for model in a.models.split(","):
+            # resnet18 (11M parameters) takes ~1 s a step here: a shorter run, same windows.
+            steps = a.steps if model != "resnet18" else min(a.steps, 80)
+            every = max(1, steps // 6)
+            b = argparse.Namespace(**{**vars(a), "steps": steps})
+            rates = {"fp32": [], "bf16": []}
+            curves = {}
+            for r in range(a.rounds):
+                for p in (("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32")):
+                    rate, c = curve(b, model, [*a.set, f"train.precision={p}"], every)
+                    rates[p].append(rate)
+                    curves[p] = c  # the same seed every round: the same curve up to rounding
+                    print(f"{model} round {r}: {p} {rate:.0f} samples/s", flush=True)
+            m32, m16 = statistics.median(rates["fp32"]), statistics.median(rates["bf16"])
+            rel = [abs(y - x) / abs(x) for (_, x), (_, y) in zip(curves["fp32"], curves["bf16"])]
+            print(f"{model}: bf16 / fp32 = {m16 / m32:.3f}  [{m16:.0f} vs {m32:.0f} samples/s, median of {a.rounds}]")
+            print(f"{model}: train_loss per window (step fp32 bf16): " +
+                  ", ".join(f"{s} {x:.4f} {y:.4f}" for (s, x), (_, y) in zip(curves["fp32"], curves["bf16"])))
+            print(f"{model}: largest relative train_loss difference {max(rel):.4f}")
         return
     if a.which == "compare":
         if not a.baseline:

@@ -54,6 +54,10 @@ struct Capabilities {
   // overlap with backward, no division by the world size inside backward) and refuses
   // micro-batches. A plugin hooking after_backward or before_averaging must say so.
   bool rewrites_gradients_after_backward = false;
+  // Why the plugin cannot train under train.precision bf16 or fp16 (its passes under autocast,
+  // fp16's loss scale on every gradient until the step agreement: core/precision.h); empty when
+  // it can. The trainer then refuses such a run at set-up, with this reason.
+  std::string reduced_precision_refusal;
 
   static Capabilities swapping_layers() {
     Capabilities c;

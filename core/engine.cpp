@@ -140,6 +140,15 @@ std::string Engine::gradient_rewriters() const {
   return names;
 }
 
+void Engine::check_precision(const std::string& precision) const {
+  for (const auto& a : algorithms_) {
+    const std::string why = a->capabilities().reduced_precision_refusal;
+    if (!why.empty())
+      throw ConfigError(a->key(), concat("cannot train under train.precision: ", precision, ": ", why,
+                                         " (use train.precision: fp32)"));
+  }
+}
+
 std::string Engine::describe_order() const {
   std::string out;
   for (int p = 0; p < kNumPhases; ++p) {

@@ -29,6 +29,9 @@ class Engine {
   // The plugins (comma-separated names) whose capabilities say they rewrite gradients after
   // backward; "" when none does.
   std::string gradient_rewriters() const;
+  // Under train.precision `precision` (bf16, fp16): a ConfigError at the key of the first plugin
+  // whose capabilities refuse reduced precision, with its reason.
+  void check_precision(const std::string& precision) const;
   // The plugin owning each optional interface, or nullptr (at most one each: a claim).
   AveragingOwner* averaging_owner() const { return find<AveragingOwner>(); }
   BatchDealer* batch_dealer() const { return find<BatchDealer>(); }

@@ -23,12 +23,10 @@ bool has_non_finite_floats(const at::Tensor& g) {
 }
 }  // namespace
 
-namespace {
-
-// Whether any of `tensors` holds a NaN or Inf: plain CPU float32 ones are scanned directly, any
-// other is summed (NaN and Inf survive summation; a finite sum of finite values never
-// overflows a float here in practice, and if it did the search that follows would find
-// nothing and the step goes on), with one sync for all the sums.
+// Plain CPU float32 tensors are scanned directly, any other is summed (NaN and Inf survive
+// summation; a finite sum of finite values never overflows a float here in practice, and if it
+// did the search that follows would find nothing and the step goes on), with one sync for all
+// the sums.
 bool any_non_finite(const std::vector<at::Tensor>& tensors) {
   bool found = false;
   std::vector<at::Tensor> sums;
@@ -39,6 +37,8 @@ bool any_non_finite(const std::vector<at::Tensor>& tensors) {
   }
   return found || (!sums.empty() && !std::isfinite(at::cat(sums).sum().item<double>()));
 }
+
+namespace {
 
 // The first named tensor with a NaN or Inf, described; "" for none.
 std::string first_bad(const std::vector<std::pair<std::string, at::Tensor>>& named, const char* what) {
@@ -54,10 +54,11 @@ std::string first_bad(const std::vector<std::pair<std::string, at::Tensor>>& nam
 
 }  // namespace
 
-std::string first_non_finite(const State& s, double loss) {
+std::string first_non_finite(const State& s, double loss, bool gradients) {
   if (!std::isfinite(loss)) return concat("non-finite loss (", loss, ")");
   std::vector<at::Tensor> grads, buffers;
-  for (const auto& p : s.model->parameters()) grads.push_back(p.grad());
+  if (gradients)
+    for (const auto& p : s.model->parameters()) grads.push_back(p.grad());
   for (const auto& b : s.model->buffers()) buffers.push_back(b);
   if (any_non_finite(grads)) {
     std::vector<std::pair<std::string, at::Tensor>> named;
@@ -87,8 +88,8 @@ void NonFiniteCheck::begin_step(const State& s) {
   }
 }
 
-void NonFiniteCheck::check(const State& s, double loss) {
-  mine_ = first_non_finite(s, loss);
+void NonFiniteCheck::check(const State& s, double loss, bool gradients) {
+  mine_ = first_non_finite(s, loss, gradients);
   // world - rank: the agreed maximum names the lowest rank that found something.
   if (!mine_.empty()) agreement_.raise(flag_, static_cast<double>(s.comm->world_size() - s.comm->rank()));
 }

@@ -41,8 +41,9 @@ class NonFiniteCheck {
   // step is dropped.
   void begin_step(const State& s);
   // Before the agreement, on this rank: checks `loss` (this rank's loss of the step), the
-  // gradients and the float buffers, and raises the flag if anything is not finite.
-  void check(const State& s, double loss);
+  // gradients (unless `gradients` is false: fp16's loss scaler answers for them, core/precision.h)
+  // and the float buffers, and raises the flag if anything is not finite.
+  void check(const State& s, double loss, bool gradients = true);
   // After the agreement: whether the update may be applied. Throws NumericalError under
   // `abort` when any rank found something, and under `skip` past the limits.
   bool allows_update(State& s);
@@ -58,8 +59,11 @@ class NonFiniteCheck {
   int64_t skipped_ = 0, consecutive_ = 0, total_ = 0;
 };
 
-// What is not finite on this rank: "" when the loss, every gradient and every float buffer
-// are finite.
-std::string first_non_finite(const State& s, double loss);
+// What is not finite on this rank: "" when the loss, every gradient (when `gradients`) and every
+// float buffer are finite.
+std::string first_non_finite(const State& s, double loss, bool gradients = true);
+
+// Whether any of `tensors` (undefined and non-float ones ignored) holds a NaN or Inf.
+bool any_non_finite(const std::vector<at::Tensor>& tensors);
 
 }  // namespace oodt

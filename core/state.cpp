@@ -1,6 +1,7 @@
 #include "core/state.h"
 
 #include "core/error.h"
+#include "core/precision.h"
 
 namespace oodt {
 
@@ -25,7 +26,7 @@ Batch Batch::slice(int64_t start, int64_t count) const {
 }
 
 at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch) {
-  const at::Tensor logp = at::log_softmax(logits, 1);
+  const at::Tensor logp = at::log_softmax(float32(logits), 1);
   const int64_t n = batch.soft_targets.defined() ? batch.soft_targets.size(0) : batch.labels.size(0);
   OODT_CHECK(n > 0 && logits.dim() == 2 && logits.size(0) % n == 0, "logits ", logits.sizes(), " do not match ", n,
              " targets (expected N or a multiple M*N of rows)");

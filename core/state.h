@@ -16,6 +16,7 @@ class Communicator;
 class DataSource;
 class Model;
 class Optimizer;
+class Precision;
 class RunReporter;
 class StepAgreement;
 
@@ -50,6 +51,9 @@ struct State {
   StepAgreement* agreement = nullptr;
   // Where plugins write their files and reports (rank-aware).
   RunReporter* reporter = nullptr;
+  // The run's arithmetic (train.precision): autocast and fp16's loss scale for plugins' extra
+  // passes (extra_backward, loss_scale in core/precision.h). Null: fp32.
+  const Precision* precision = nullptr;
   // Scores evaluations (set by the trainer: model(x), or a plugin's prediction).
   Predictor predict;
   at::Device device = at::kCPU;
@@ -87,7 +91,7 @@ struct State {
 };
 
 // Cross-entropy of logits against the batch's soft targets when present, else its labels
-// (mean over all rows). A model may give M predictions per input in training (M dropout masks
+// (mean over all rows), computed in float32 whatever the logits' dtype (under autocast). A model may give M predictions per input in training (M dropout masks
 // of one head, say): logits of M*N rows for N targets, mask-major (rows m*N .. m*N+N-1 are the
 // m-th prediction of every input), each scored against its input's target.
 at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 
 #include "core/comm.h"
 #include "core/models/model.h"
@@ -40,6 +41,30 @@ std::function<int(const State&)> stop_source_with_injection(int rank) {
   return [step = step, signal = signal](const State& s) {
     if (s.step + 1 == step) std::raise(signal);
     return stop_signal();
+  };
+}
+
+// Testing aids for train.precision (core/precision.h), read once from the environment:
+// OODT_SIMULATE_FP16=1 runs fp16's loss scaling without autocast, so that a CPU (whose autocast
+// has no float16) can test it; OODT_INJECT_OVERFLOW=<rank>:<step> fills that rank's first gradient
+// with Inf during step <step> (counted from 1), after averaging and before the overflow
+// check, as a float16 overflow would.
+void inject_precision_faults(PrecisionOptions& o, int rank) {
+  const char* simulate = std::getenv("OODT_SIMULATE_FP16");
+  if (simulate != nullptr && std::string(simulate) == "1") o.simulate_fp16 = true;
+  const char* spec = std::getenv("OODT_INJECT_OVERFLOW");
+  int inject_rank = -1;
+  long long step = -1;
+  if (spec == nullptr || std::sscanf(spec, "%d:%lld", &inject_rank, &step) != 2 || inject_rank != rank || step < 1)
+    return;
+  o.before_overflow_check = [step](State& s) {
+    if (s.step + 1 != step) return;
+    for (auto& p : s.model->parameters())
+      if (p.grad().defined()) {
+        at::NoGradGuard no_grad;
+        p.mutable_grad().fill_(std::numeric_limits<double>::infinity());
+        return;
+      }
   };
 }
 
@@ -85,6 +110,7 @@ int cmd_train(const Args& args) {
     config = read_train_config(std::move(tree), registry);
     if (dump) return;
     if (auto source = stop_source_with_injection(comm->rank())) config.trainer.stop_source = source;
+    inject_precision_faults(config.trainer.precision, comm->rank());
     watchdog = std::make_unique<Watchdog>(*comm, config.trainer.dist.timeout_s);
     trainer = start_training(config, *comm, start);
   });

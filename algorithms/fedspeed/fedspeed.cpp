@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/models/model.h"
 #include "core/optim.h"
+#include "core/precision.h"
 #include "core/random.h"
 #include "core/seed.h"
 
@@ -124,6 +125,10 @@ void FederatedRounds::perturb(State& state) {
     double sq = 0;
     for (const auto& p : params_)
       if (p.grad().defined()) sq += p.grad().pow(2).sum().item<double>();
+    // A non-finite g1 (fp16's loss scale overflowed, or a NaN) is left for the step agreement to
+    // drop; a pass at w + NaN would only write NaN into the BatchNorm statistics.
+    if (!std::isfinite(sq)) return;
+    // rho g1 / |g1| does not depend on fp16's loss scale, which g1 carries.
     const double scale = o_.rho / (std::sqrt(sq) + 1e-7);
     for (size_t j = 0; j < params_.size(); ++j) {
       at::Tensor& p = params_[j];
@@ -133,8 +138,9 @@ void FederatedRounds::perturb(State& state) {
       p.mutable_grad().reset();
     }
   }
-  // g2: the gradient at w + e, of the step's batch (soft targets included).
-  classification_loss(state.model->forward(state.batch.inputs), state.batch).backward();
+  // g2: the gradient at w + e, of the step's batch (soft targets included), under the run's
+  // autocast and loss scale.
+  extra_backward(state);
   at::NoGradGuard no_grad;
   for (size_t j = 0; j < params_.size(); ++j)
     if (saved[j].defined()) params_[j].copy_(saved[j]);

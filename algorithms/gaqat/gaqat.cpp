@@ -1,6 +1,7 @@
 #include "algorithms/gaqat/gaqat.h"
 
 #include <cmath>
+#include <limits>
 
 #include "core/averaging.h"
 #include "core/comm.h"
@@ -88,12 +89,18 @@ void Gaqat::after_backward(State& state) {
     const double gt = g.g1[j].defined() ? g.g1[j].item<double>() : 0.0;
     const double g2 = g.g2[j].defined() ? g.g2[j].item<double>() : 0.0;
     parts[l] = gt;
-    parts[L + l] = g2 - gt;
+    // No second pass on this rank (g1 not finite): NaN, so that every replica sees it below.
+    parts[L + l] = g.finite ? g2 - gt : std::numeric_limits<double>::quiet_NaN();
     gs_local[static_cast<size_t>(l)] = g2 - gt;
   }
   // Over the ranks that hold this model (a soup candidate's group, or all ranks).
   Communicator& replicas = state.averaging ? state.averaging->evaluation_comm(state) : *state.comm;
   replicas.all_reduce(parts, ReduceOp::Sum);
+  // A non-finite part (fp16's loss scale overflowed on some replica, or a NaN) belongs to a step
+  // the step agreement drops: every replica sees it alike, records no sign and leaves the
+  // gradients as they are (a frozen step's fill must not hide the Inf from the agreement).
+  // Otherwise the signs do not depend on the loss scale the gradients carry, nor does gs / 2.
+  if (!at::isfinite(parts).all().item<bool>()) return;
   const bool decide = (state.step + 1) % o_.interval == 0;
   for (int64_t l = 0; l < L; ++l) {
     const auto ul = static_cast<size_t>(l);

@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/models/model.h"
+#include "core/precision.h"
 
 namespace oodt {
 
@@ -15,9 +16,11 @@ GhostOptions GhostOptions::from_config(ConfigReader& cfg) {
   return o;
 }
 
-at::Tensor ghost_batch_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+at::Tensor ghost_batch_norm(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
                             at::Tensor& running_mean, at::Tensor& running_var, const GhostOptions& ghost,
                             double momentum, double eps) {
+  // Each ghost batch's statistics in float32 (under autocast), the output in the input's dtype.
+  const at::Tensor x = float32(input);
   const int64_t n = x.size(0);
   const int64_t groups = (n + ghost.size - 1) / ghost.size;
   const std::vector<at::Tensor> chunks = x.chunk(groups, 0);
@@ -30,7 +33,7 @@ at::Tensor ghost_batch_norm(const at::Tensor& x, const at::Tensor& weight, const
     out.push_back(at::batch_norm(c, weight, bias, running_mean, running_var, /*training=*/true, m, eps,
                                  /*cudnn_enabled=*/true));
   }
-  return at::cat(out, 0);
+  return at::cat(out, 0).to(input.scalar_type());
 }
 
 GhostBatchNormImpl::GhostBatchNormImpl(const BatchNormImpl& base, GhostOptions options)

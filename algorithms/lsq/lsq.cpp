@@ -1,5 +1,6 @@
 #include "algorithms/lsq/lsq.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/buckets.h"
@@ -7,6 +8,7 @@
 #include "core/data_source.h"
 #include "core/error.h"
 #include "core/models/model.h"
+#include "core/precision.h"
 
 namespace oodt {
 
@@ -20,23 +22,32 @@ double lsq_initial_step(const at::Tensor& x, int64_t qp) {
   return std::max(2.0 * x.detach().abs().mean().item<double>() / std::sqrt(static_cast<double>(qp)), 1e-8);
 }
 
-at::Tensor lsq_quantize(const at::Tensor& x, const at::Tensor& step, int64_t qn, int64_t qp, double grad_scale) {
+LsqLevels lsq_levels(const at::Tensor& x, const at::Tensor& step, int64_t qn, int64_t qp, double grad_scale) {
   // The step's value with its gradient scaled: s_g = s * g + (s - s * g).detach().
   const at::Tensor s_scaled = step * grad_scale;
   const at::Tensor s = s_scaled + (step - s_scaled).detach();
   const at::Tensor v = (x / s).clamp(static_cast<double>(-qn), static_cast<double>(qp));
-  const at::Tensor rounded = v + (v.round() - v).detach();  // straight-through round
-  return rounded * s;
+  return {v + (v.round() - v).detach(), s};  // straight-through round
 }
 
-at::Tensor Quantizer::apply(const at::Tensor& x, int64_t per_sample) {
+at::Tensor lsq_quantize(const at::Tensor& x, const at::Tensor& step, int64_t qn, int64_t qp, double grad_scale) {
+  const LsqLevels q = lsq_levels(x, step, qn, qp, grad_scale);
+  return q.levels * q.step;
+}
+
+LsqLevels Quantizer::levels(const at::Tensor& x, int64_t per_sample) {
   if (!initialised) {
     at::NoGradGuard no_grad;
     step.fill_(lsq_initial_step(x, qp()));
     initialised = true;
   }
   const double g = 1.0 / std::sqrt(static_cast<double>(per_sample) * static_cast<double>(qp()));
-  return lsq_quantize(x, step, qn(), qp(), g);
+  return lsq_levels(x, step, qn(), qp(), g);
+}
+
+at::Tensor Quantizer::apply(const at::Tensor& x, int64_t per_sample) {
+  const LsqLevels q = levels(x, per_sample);
+  return q.levels * q.step;
 }
 
 void LayerQuant::attach(torch::nn::Module& layer, int64_t wbits, int64_t ibits) {
@@ -54,12 +65,27 @@ void LayerQuant::attach(torch::nn::Module& layer, int64_t wbits, int64_t ibits) 
 at::Tensor LayerQuant::weight_of(const at::Tensor& w) { return weight.apply(w, w.numel()); }
 
 at::Tensor LayerQuant::input_of(const at::Tensor& x) {
+  const LsqLevels q = input_levels(x);
+  return q.levels * q.step;
+}
+
+LsqLevels LayerQuant::input_levels(const at::Tensor& x) {
   if (!input.initialised) {
     at::NoGradGuard no_grad;
     input.is_signed = x.min().item<double>() < 0;
     input_signed.fill_(static_cast<int64_t>(input.is_signed));
   }
-  return input.apply(x, x.numel() / std::max<int64_t>(1, x.size(0)));
+  return input.levels(x, x.numel() / std::max<int64_t>(1, x.size(0)));
+}
+
+bool LayerQuant::on_integer_grid(const at::Tensor& x) const { return autocast_enabled(x.device().type()); }
+
+LayerQuant::GridOperands LayerQuant::grid_operands(const at::Tensor& x, const at::Tensor& w) {
+  const LsqLevels qx = input_levels(float32(x)), qw = weight.levels(w, w.numel());
+  // Divided by 2^bits (exact): in [-1, 1], so a product summed over K terms stays within K,
+  // inside float16's range, where the integers themselves (up to 255 x 127 per term) are not.
+  const double ux = std::ldexp(1.0, static_cast<int>(-input.bits)), uw = std::ldexp(1.0, static_cast<int>(-weight.bits));
+  return {qx.levels * ux, qw.levels * uw, qx.step * qw.step * (1.0 / (ux * uw))};
 }
 
 void LayerQuant::sync_from_buffers() {
@@ -77,8 +103,18 @@ LsqLinearImpl::LsqLinearImpl(const LinearImpl& base, int64_t weight_bits, int64_
   quant.attach(*this, weight_bits, input_bits);
 }
 
+// Under autocast (train.precision bf16, fp16) a fake-quantized value s q rounded to 16 bits
+// leaves the grid (bfloat16 keeps 8 significant bits: up to half a step off at 8-bit levels).
+// The layer then multiplies the integer levels q (as q / 2^bits), exact in 16 bits for up to 8
+// bits (the plugin refuses more), in the autocast dtype, and scales the product by s_x s_w
+// 2^(bits_x + bits_w) in float32: the same function and gradients, y = (s_x q_x)(s_w q_w)^T =
+// s_x s_w (q_x q_w^T). The quantizers themselves (x / s, rounding, the steps' gradients) always
+// run in float32.
 at::Tensor LsqLinearImpl::forward(const at::Tensor& x) {
-  return at::linear(quant.input_of(x), quant.weight_of(weight), bias);
+  if (!quant.on_integer_grid(x)) return at::linear(quant.input_of(x), quant.weight_of(weight), bias);
+  const LayerQuant::GridOperands g = quant.grid_operands(x, weight);
+  const at::Tensor y = float32(at::linear(g.x, g.w)) * g.unscale;
+  return bias.defined() ? y + bias : y;
 }
 
 LsqConv2dImpl::LsqConv2dImpl(const Conv2dImpl& base, int64_t weight_bits, int64_t input_bits)
@@ -86,13 +122,31 @@ LsqConv2dImpl::LsqConv2dImpl(const Conv2dImpl& base, int64_t weight_bits, int64_
   quant.attach(*this, weight_bits, input_bits);
 }
 
-at::Tensor LsqConv2dImpl::forward(const at::Tensor& x) { return conv(quant.input_of(x), quant.weight_of(weight)); }
+at::Tensor LsqConv2dImpl::forward(const at::Tensor& x) {
+  if (!quant.on_integer_grid(x)) return conv(quant.input_of(x), quant.weight_of(weight));
+  // As LsqLinear under autocast: integer levels convolved, then scaled, then the bias.
+  const LayerQuant::GridOperands g = quant.grid_operands(x, weight);
+  const at::Tensor z = at::conv2d(g.x, g.w, {}, {options.stride, options.stride}, {options.padding, options.padding},
+                                  {1, 1}, options.groups);
+  const at::Tensor y = float32(z) * g.unscale;
+  return bias.defined() ? y + bias.view({1, -1, 1, 1}) : y;
+}
 
 void for_each_quantized_layer(torch::nn::Module& module, const std::function<void(const std::string&, LayerQuant&)>& fn) {
   for (const auto& item : module.named_modules("", /*include_self=*/true)) {
     if (auto* l = dynamic_cast<LsqLinearImpl*>(item.value().get())) fn(item.key(), l->quant);
     else if (auto* c = dynamic_cast<LsqConv2dImpl*>(item.value().get())) fn(item.key(), c->quant);
   }
+}
+
+Capabilities Lsq::capabilities() const {
+  Capabilities c = Capabilities::swapping_layers();
+  const int64_t widest = std::max({o_.weight_bits, o_.input_bits, o_.first_last_bits});
+  if (widest > 8)
+    c.reduced_precision_refusal =
+        concat(widest, "-bit levels are not exact in the 16-bit floats the quantized layers multiply under autocast "
+               "(bfloat16 holds integers up to 256 exactly); use at most 8 bits");
+  return c;
 }
 
 LsqOptions LsqOptions::from_config(ConfigReader& cfg) {

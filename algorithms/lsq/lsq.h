@@ -26,6 +26,12 @@ class ConfigReader;
 
 // Fake quantization with the LSQ gradients above.
 at::Tensor lsq_quantize(const at::Tensor& x, const at::Tensor& step, int64_t qn, int64_t qp, double grad_scale);
+// Its two factors: q(x) = levels * step, levels the (straight-through) rounded integers, step
+// the step with its gradient scaled.
+struct LsqLevels {
+  at::Tensor levels, step;
+};
+LsqLevels lsq_levels(const at::Tensor& x, const at::Tensor& step, int64_t qn, int64_t qp, double grad_scale);
 // The integer range for `bits` bits.
 std::pair<int64_t, int64_t> lsq_range(int64_t bits, bool is_signed);
 // LSQ's initial step for data x: 2 * mean|x| / sqrt(Qp).
@@ -41,6 +47,8 @@ struct Quantizer {
   // Quantizes x (per-sample size `per_sample` for the gradient scale); initialises the step
   // from x first if needed.
   at::Tensor apply(const at::Tensor& x, int64_t per_sample);
+  // The same, as its two factors.
+  LsqLevels levels(const at::Tensor& x, int64_t per_sample);
 };
 
 // A layer's two quantizers and what checkpoints record of them.
@@ -53,6 +61,15 @@ struct LayerQuant {
   at::Tensor weight_of(const at::Tensor& w);
   // The first call decides the input's sign from x, then initialises the step.
   at::Tensor input_of(const at::Tensor& x);
+  LsqLevels input_levels(const at::Tensor& x);
+  // Under autocast (train.precision) the layers multiply integer levels and scale the result
+  // (lsq.cpp): whether that applies to input x; the levels of x and of the weight w, divided by
+  // 2^bits, and the float32 factor that turns their product into the layer's.
+  bool on_integer_grid(const at::Tensor& x) const;
+  struct GridOperands {
+    at::Tensor x, w, unscale;
+  };
+  GridOperands grid_operands(const at::Tensor& x, const at::Tensor& w);
   // Bits and sign from the buffers, initialised where the steps are not 0 (after a checkpoint
   // was loaded, or buffers were broadcast).
   void sync_from_buffers();
@@ -102,7 +119,8 @@ class Lsq final : public Algorithm {
   // fit_start: steps and input signs from one training batch (unless a checkpoint had them).
   void hooks(HookTable& table) override;
   std::vector<Claim> claims() const override { return {Claim::LayerPrecision}; }
-  Capabilities capabilities() const override { return Capabilities::swapping_layers(); }
+  // Refuses train.precision bf16/fp16 with levels wider than 8 bits (lsq.cpp).
+  Capabilities capabilities() const override;
 
  private:
   void fit_start(State& state);

@@ -4,6 +4,7 @@
 
 #include "core/config.h"
 #include "core/models/model.h"
+#include "core/precision.h"
 
 namespace oodt {
 
@@ -35,7 +36,16 @@ SagmGradients sagm_second_pass(State& state, const std::vector<at::Tensor>& para
       r.g1.push_back(p.grad().defined() ? p.grad().clone() : at::Tensor());
       if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
     }
-    const double coef = rho / (std::sqrt(sq) + 1e-12) - alpha;
+    // A non-finite g1 (fp16's loss scale overflowed, or a NaN) is left for the step agreement to
+    // drop: a pass at w + NaN would only write NaN into the BatchNorm statistics.
+    if (!std::isfinite(sq)) {
+      r.g2.assign(params.size(), at::Tensor());
+      r.finite = false;
+      return r;
+    }
+    // Gradients carry fp16's loss scale S until the step agreement (1 otherwise): g1 = S g, so
+    // e = (rho / |g| - alpha) g = (rho / |g1| - alpha / S) g1.
+    const double coef = rho / (std::sqrt(sq) + 1e-12) - alpha / loss_scale(state);
     for (size_t j = 0; j < params.size(); ++j) {
       if (!r.g1[j].defined()) continue;
       e[j] = r.g1[j] * coef;
@@ -46,7 +56,7 @@ SagmGradients sagm_second_pass(State& state, const std::vector<at::Tensor>& para
   }
   {
     FreezeBatchNormStatistics frozen(*state.model);
-    classification_loss(state.model->forward(state.batch.inputs), state.batch).backward();
+    extra_backward(state);  // under the run's autocast and loss scale, as the trainer's pass
   }
   at::NoGradGuard no_grad;
   for (size_t j = 0; j < params.size(); ++j) {

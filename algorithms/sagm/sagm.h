@@ -22,8 +22,11 @@ struct SagmOptions {
 // The SAGM second pass. On entry the parameters hold g1 (the step's gradients); on return they
 // hold (g1 + g2) / 2 and the parameters are unchanged. Returns g1 and g2 per parameter of
 // `params` (undefined where a parameter got no gradient).
+// When g1 is not finite (fp16's loss scale overflowed, or a NaN) there is no second pass:
+// `finite` is false, g2 is all undefined and the gradients stay g1 for the step agreement to drop.
 struct SagmGradients {
   std::vector<at::Tensor> g1, g2;
+  bool finite = true;
 };
 SagmGradients sagm_second_pass(State& state, const std::vector<at::Tensor>& params, double rho, double alpha);
 

@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/models/model.h"
+#include "core/precision.h"
 
 namespace oodt {
 namespace {
@@ -66,7 +67,7 @@ at::Tensor subsampled_attention(const at::Tensor& q, const at::Tensor& k, const 
     const at::Tensor vs = v.index_select(2, keys);
     at::Tensor scores = at::matmul(qs, ks.transpose(-2, -1)).mul_(scale);  // [B, H, q, s]
     if (!causal) {
-      parts.push_back(at::matmul(at::softmax(scores, -1), vs));
+      parts.push_back(at::matmul(at::softmax(float32(scores), -1), vs));  // softmax in float32 under autocast
       continue;
     }
     // Keys after the query, and the query's own position (attended separately below), are
@@ -77,7 +78,7 @@ at::Tensor subsampled_attention(const at::Tensor& q, const at::Tensor& k, const 
     const at::Tensor kq = k.narrow(2, s.begin, s.end - s.begin);
     const at::Tensor vq = v.narrow(2, s.begin, s.end - s.begin);
     const at::Tensor own = (qs * kq).sum(-1, /*keepdim=*/true).mul_(scale);  // [B, H, q, 1]
-    const at::Tensor p = at::softmax(at::cat({scores, own}, -1), -1);
+    const at::Tensor p = at::softmax(float32(at::cat({scores, own}, -1)), -1);
     const int64_t m = keys.size(0);
     parts.push_back(at::matmul(p.narrow(-1, 0, m), vs) + p.narrow(-1, m, 1) * vq);
   }

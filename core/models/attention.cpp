@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/precision.h"
 
 namespace oodt {
 
@@ -18,7 +19,8 @@ at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   }
   if (allowed.defined()) masked = masked.defined() ? masked.logical_or(allowed.logical_not()) : allowed.logical_not();
   if (masked.defined()) scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
-  return at::matmul(at::softmax(scores, -1), v);
+  // softmax in float32 under autocast (as CUDA autocast does); matmul casts back.
+  return at::matmul(at::softmax(float32(scores), -1), v);
 }
 
 at::Tensor AttentionKernelImpl::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {

@@ -5,6 +5,7 @@
 #include <torch/nn/init.h>
 
 #include "core/error.h"
+#include "core/precision.h"
 
 namespace oodt {
 namespace {
@@ -71,18 +72,24 @@ BatchNormImpl::BatchNormImpl(const BatchNormImpl& base, Adopt) : momentum(base.m
   calibrated_ = base.calibrated_;
 }
 
-at::Tensor BatchNormImpl::forward(const at::Tensor& x) {
-  if (!is_training() && calibrated_ < 0)
-    return at::batch_norm(x, weight, bias, running_mean, running_var, false, momentum, eps, true);
-  {
-    at::NoGradGuard no_grad;
-    num_batches_tracked.add_(1);
-  }
-  if (calibrated_ < 0) return train_forward(x);
-  // Momentum 1/(k+1) for the k-th batch: the running statistics are the plain mean over them.
-  ++calibrated_;
-  return at::batch_norm(x, weight, bias, running_mean, running_var, true, 1.0 / static_cast<double>(calibrated_), eps,
-                        true);
+at::Tensor BatchNormImpl::forward(const at::Tensor& input) {
+  // Under autocast (train.precision) the statistics are float32 and the output takes the
+  // input's dtype, as cuDNN's batch norm does for half inputs; otherwise nothing is cast.
+  const at::Tensor x = float32(input);
+  const at::Tensor y = [&] {
+    if (!is_training() && calibrated_ < 0)
+      return at::batch_norm(x, weight, bias, running_mean, running_var, false, momentum, eps, true);
+    {
+      at::NoGradGuard no_grad;
+      num_batches_tracked.add_(1);
+    }
+    if (calibrated_ < 0) return train_forward(x);
+    // Momentum 1/(k+1) for the k-th batch: the running statistics are the plain mean over them.
+    ++calibrated_;
+    return at::batch_norm(x, weight, bias, running_mean, running_var, true, 1.0 / static_cast<double>(calibrated_), eps,
+                          true);
+  }();
+  return y.to(input.scalar_type());
 }
 
 at::Tensor BatchNormImpl::train_forward(const at::Tensor& x) {
@@ -105,7 +112,10 @@ LayerNormImpl::LayerNormImpl(int64_t features, double eps_) : eps(eps_) {
   bias = register_parameter("bias", at::zeros({features}));
 }
 
-at::Tensor LayerNormImpl::forward(const at::Tensor& x) { return at::layer_norm(x, {weight.size(0)}, weight, bias, eps); }
+at::Tensor LayerNormImpl::forward(const at::Tensor& x) {
+  // Statistics in float32 under autocast, the output in the input's dtype (as batch norm).
+  return at::layer_norm(float32(x), {weight.size(0)}, weight, bias, eps).to(x.scalar_type());
+}
 
 HeadImpl::HeadImpl(int64_t features, int64_t classes, double p) : dropout(p) {
   OODT_CHECK(p >= 0 && p < 1, "head dropout ", p, " is not in [0, 1)");
@@ -116,7 +126,8 @@ HeadImpl::HeadImpl(const HeadImpl& base, Adopt) : dropout(base.dropout) { adopt(
 
 at::Tensor HeadImpl::dropout_masks(const at::Tensor& h, int64_t count) const {
   const double keep = 1.0 - dropout;
-  return at::bernoulli(at::full({count, h.size(0), h.size(1)}, keep, h.options())).div_(keep);
+  // float32 masks under autocast too: 1 / keep is not exact in 16 bits.
+  return at::bernoulli(at::full({count, h.size(0), h.size(1)}, keep, h.options().dtype(float32_dtype(h)))).div_(keep);
 }
 
 at::Tensor HeadImpl::forward(const at::Tensor& h) {
