@@ -1,8 +1,11 @@
 #include "core/evaluate.h"
 
 #include <cmath>
+#include <optional>
+#include <utility>
 
 #include "core/comm.h"
+#include "core/device_feed.h"
 #include "core/models/model.h"
 
 namespace oodt {
@@ -89,12 +92,26 @@ std::vector<SplitMetrics> evaluate(Model& model, DataSource& data, Communicator&
   model.eval();
   const std::vector<EvalSplit> splits = data.eval_splits();
   at::Tensor packed = at::zeros({static_cast<int64_t>(splits.size()), MetricSums::kSize}, at::kDouble);
+  // Inputs go to the device as training batches do, in the model's memory format; labels stay
+  // on the host, where the sums are taken.
+  DeviceFeed feed(device, uses_channels_last(model));
   for (size_t i = 0; i < splits.size(); ++i) {
     MetricSums sums;
+    auto score = [&](DeviceFeed::Transfer t, const at::Tensor& labels) {
+      const at::Tensor x = feed.finish(std::move(t)).inputs;
+      sums.add(predict ? predict(model, x) : model.forward(x), labels);
+    };
+    // With asynchronous copies (CUDA) a batch is scored while the next one is copied.
+    std::optional<std::pair<DeviceFeed::Transfer, at::Tensor>> pending;
     data.for_each_eval_batch(splits[i], batch_size, [&](const Batch& b) {
-      const at::Tensor x = b.inputs.to(device);
-      sums.add(predict ? predict(model, x) : model.forward(x), b.labels);
+      Batch inputs;
+      inputs.inputs = b.inputs;
+      DeviceFeed::Transfer t = feed.start(inputs);
+      if (!feed.asynchronous()) return score(std::move(t), b.labels);
+      if (pending) score(std::move(pending->first), pending->second);
+      pending.emplace(std::move(t), b.labels);
     });
+    if (pending) score(std::move(pending->first), pending->second);
     sums.to(packed[static_cast<int64_t>(i)].data_ptr<double>());
   }
   comm.all_reduce(packed, ReduceOp::Sum);  // one collective for every split

@@ -26,13 +26,16 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
       config_(std::move(resolved_config)),
       nonfinite_(options_.nonfinite, agreement_),
       stop_flag_(agreement_.add("stop_signal")),
-      reporter_(comm, options_.run_dir, options_.verbose, options_.log_every) {
+      precision_(options_.precision, agreement_),
+      reporter_(comm, options_.run_dir,
+                ReportOptions{options_.verbose, options_.log_every, options_.log_every_s, options_.log}) {
   if (!options_.stop_source) options_.stop_source = [](const State&) { return stop_signal(); };
   State& s = state_;
   s.model = model_.get();
   s.comm = &comm_;
   s.data = data_.get();
   s.agreement = &agreement_;
+  s.precision = &precision_;
   s.reporter = &reporter_;
   s.device = device;
   s.num_classes = data_->num_classes();
@@ -44,6 +47,7 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   s.run_dir = options_.run_dir;
   s.config = config_;
   s.dist = options_.dist;
+  precision_.validate(*engine_, device);  // fp16 on a CPU, a plugin that cannot: refused here
 
   // Module surgery (which may add parameters) before the optimizer sees the model.
   std::set<std::string> before;
@@ -52,6 +56,10 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   for (const auto& kv : model_->named_state())
     if (!before.count(kv.first)) plugin_state_.insert(kv.first);
   model_->to(device);
+  // The memory format before the optimizer makes its state like the parameters.
+  if (options_.channels_last) use_channels_last(*model_, "train.channels_last");
+  at::globalContext().setBenchmarkCuDNN(options_.cudnn_benchmark);  // LibTorch's default: false
+  feed_ = std::make_unique<DeviceFeed>(device, options_.channels_last);
   optimizer_ = std::make_unique<Optimizer>(model_->named_state(), options_.optim);
   s.optimizer = optimizer_.get();
 
@@ -79,9 +87,10 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   s.averaging = averaging_.get();
   if (EvaluationPredictor* p = engine_->predictor())
     s.predict = [p](Model& m, const at::Tensor& x) { return p->predict(m, x); };
-  if (BatchDealer* dealer = engine_->batch_dealer())
+  if (BatchDealer* dealer = engine_->batch_dealer()) {
     next_batch_ = [dealer](State& st) { return dealer->train_batch(st); };
-  else
+    dealt_by_plugin_ = true;
+  } else
     next_batch_ = [this](State& st) { return data_->train_batch(st.step); };
 }
 
@@ -103,6 +112,7 @@ void Trainer::resume(const Checkpoint& ck, const std::string& checkpoint) {
     auto it = ck.plugins.find(algo->name());
     algo->load(it == ck.plugins.end() ? TensorMap{} : it->second);
   }
+  precision_.load(ck.trainer);
   if (ck.world_size == comm_.world_size()) {
     if (ck.rng.defined()) {
       at::Generator gen = at::detail::getDefaultCPUGenerator();
@@ -145,8 +155,8 @@ FitResult Trainer::fit(int64_t stop_at) {
     train_step();
     state_.epoch = data_->epoch_of(state_.step);
     if (state_.epoch != epoch_before) engine_->run(Phase::EpochEnd, state_);
-    reporter_.progress(state_);
     reporter_.step_time(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    reporter_.progress(state_);
     const bool last = state_.step == options_.steps;
     if (last || (options_.eval_every > 0 && state_.step % options_.eval_every == 0))
       result.final_metrics = run_evaluation();
@@ -174,6 +184,7 @@ FitResult Trainer::fit(int64_t stop_at) {
     // a run that outlives whoever started it still says so.
     reporter_.write_text("done", concat("finished at step ", state_.step, "\n"));
   }
+  reporter_.flush();
   result.step = state_.step;
   return result;
 }
@@ -183,7 +194,7 @@ void Trainer::train_step() {
   CollectiveContext ctx(concat("step ", s.step));
   // Every random draw of a step derives from (seed, rank, step): resuming replays it exactly.
   at::manual_seed(mix_seed(s.seed, 0x5eed, static_cast<uint64_t>(comm_.rank()), static_cast<uint64_t>(s.step)));
-  const Batch batch = next_batch_(s).to(s.device);
+  const Batch batch = device_batch(s);
   s.lr = learning_rate(options_.schedule, options_.optim.lr, s.step, options_.steps);
   model_->train();
   optimizer_->zero_grad();
@@ -199,6 +210,8 @@ void Trainer::train_step() {
     s.batch = k == 1 ? batch : batch.slice(begin, end - begin);
     const double share = k == 1 ? 1.0 : static_cast<double>(end - begin) / static_cast<double>(n);
     forward_backward(m + 1 == k, share);
+    // The next step's batch is copied while the device runs this step's backward.
+    if (m + 1 == k) copy_ahead(s.step + 1);
     loss += s.loss.item<double>() * share;
   }
 
@@ -219,34 +232,62 @@ void Trainer::train_step() {
   reporter_.step_done(loss, n, update);
 }
 
+Batch Trainer::device_batch(State& s) {
+  std::optional<DeviceFeed::Transfer> ahead = std::move(ahead_);
+  ahead_.reset();
+  if (ahead && ahead_step_ == s.step) return feed_->finish(std::move(*ahead));
+  return feed_->copy(next_batch_(s));
+}
+
+void Trainer::copy_ahead(int64_t step) {
+  // Only the data source's batches are a function of the step alone (core/data_source.h); a
+  // plugin's may depend on what this step does. On CPU there is nothing to overlap.
+  if (!feed_->asynchronous() || dealt_by_plugin_ || step >= options_.steps) return;
+  ahead_ = feed_->start(data_->train_batch(step));
+  ahead_step_ = step;
+}
+
 void Trainer::forward_backward(bool last_micro_batch, double share) {
   State& s = state_;
+  // The forward pass and the loss in the run's precision (train.precision: autocast; nothing in
+  // fp32). Plugins' hooks run outside it: one that merges or evaluates models between steps
+  // does so in fp32, and autocast's cache of cast weights never outlives a weight change.
   engine_->run(Phase::BeforeForward, s);
-  s.outputs = model_->forward(s.batch.inputs);
+  {
+    const Autocast cast = precision_.autocast();
+    s.outputs = model_->forward(s.batch.inputs);
+  }
   engine_->run(Phase::AfterForward, s);
 
   engine_->run(Phase::BeforeLoss, s);
-  s.loss = classification_loss(s.outputs, s.batch);
+  {
+    const Autocast cast = precision_.autocast();
+    s.loss = classification_loss(s.outputs, s.batch);
+  }
   engine_->run(Phase::AfterLoss, s);
 
   engine_->run(Phase::BeforeBackward, s);
   if (last_micro_batch) averaging_->begin_backward(s);  // buckets go out as backward fills them
   // Each micro-batch's mean loss weighted by its share of the step's samples: the gradients
-  // add up to those of the whole batch's mean loss (times the averaging's backward scale).
-  const double seed = share * averaging_->backward_scale();
+  // add up to those of the whole batch's mean loss (times the averaging's backward scale and
+  // fp16's loss scale, which the step agreement's check divides out again).
+  const double seed = share * averaging_->backward_scale() * precision_.loss_scale();
   (seed == 1.0 ? s.loss : s.loss * seed).backward();
   engine_->run(Phase::AfterBackward, s);
 }
 
 // One all-reduce before the update: a NaN or Inf loss or gradient on any rank (every rank
-// skips the update, or the run stops: train.nonfinite), a stop request on any rank (every rank
-// stops after this step), and the flags plugins added.
+// skips the update, or the run stops: train.nonfinite), fp16's gradient overflow on any rank
+// (every rank skips the update and backs off the loss scale), a stop request on any rank (every
+// rank stops after this step), and the flags plugins added.
 bool Trainer::agree_on_step(double loss) {
-  nonfinite_.check(state_, loss);
+  precision_.unscale(state_);
+  nonfinite_.check(state_, loss, /*gradients=*/!precision_.checks_gradients());
   agreement_.raise(stop_flag_, options_.stop_source(state_));
   agreement_.agree(comm_);
   agreed_stop_signal_ = static_cast<int>(agreement_.value(stop_flag_));
-  return nonfinite_.allows_update(state_);
+  const bool scaled = precision_.allows_update();
+  return nonfinite_.allows_update(state_) && scaled;
 }
 
 std::vector<SplitMetrics> Trainer::run_evaluation() {
@@ -256,6 +297,7 @@ std::vector<SplitMetrics> Trainer::run_evaluation() {
                                                options_.eval_batch_size, state_.device, state_.predict);
   state_.metrics.clear();
   engine_->run(Phase::Evaluation, state_);
+  precision_.report(state_);
   reporter_.evaluation(state_, metrics, data_->domains(), nonfinite_.take_skipped());
   return metrics;
 }
@@ -278,6 +320,7 @@ void Trainer::save_checkpoint() {
   // Every rank's generator state and training-loss window, gathered to every rank (rank 0 writes).
   ck.rng = comm_.all_gather(at::detail::getDefaultCPUGenerator().get_state());
   ck.trainer["loss_window"] = comm_.all_gather(reporter_.window());
+  precision_.save(ck.trainer);
   last_checkpoint_step_ = state_.step;
   if (comm_.rank() != 0) return;
   ck.model = module_state(*model_);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,10 +14,12 @@
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/data_source.h"
+#include "core/device_feed.h"
 #include "core/engine.h"
 #include "core/evaluate.h"
 #include "core/numerics.h"
 #include "core/optim.h"
+#include "core/precision.h"
 #include "core/report.h"
 
 namespace oodt {
@@ -33,22 +36,28 @@ struct TrainerOptions {
   int64_t eval_every = 250;        // 0: only at the end
   int64_t checkpoint_every = 500;  // 0: only at the end
   int64_t keep_checkpoints = 2;    // newest kept in run_dir
-  int64_t log_every = 50;          // progress lines when stdout is not a terminal
+  int64_t log_every = 50;          // a progress line every N steps (0: none by steps)
+  double log_every_s = 30;         // and every N seconds (0: none by time)
   int64_t eval_batch_size = 512;
   std::string device = "auto";     // auto | cpu | cuda (resolved by the launcher)
   int64_t threads = 0;             // intra-op threads per rank; 0: cores per rank on the node
+  bool channels_last = false;      // conv weights and image batches in channels_last memory format
+  bool cudnn_benchmark = false;    // cuDNN times its convolution algorithms and keeps the fastest
   NonFiniteOptions nonfinite;      // a NaN/Inf loss, gradient or buffer: abort | skip, and skip's limits
   int64_t accumulate = 1;          // micro-batches per step (gradients summed, one all-reduce)
+  PrecisionOptions precision;      // fp32 | bf16 | fp16, and fp16's loss scaling (core/precision.h)
   DistOptions dist;
   OptimOptions optim;
   ScheduleOptions schedule;
+  // log.*
+  LogOptions log;
   // Not config keys.
   bool verbose = true;  // progress and evaluation lines on rank 0
   // This rank's stop request, read once per step before the ranks agree (0: none). Default:
   // the signal caught by core/preempt.h. The launcher may wrap it (tests inject signals).
   std::function<int(const State&)> stop_source;
 
-  // Reads run.*, train.*, dist.*, optim.*, schedule.*, each through its owner's from_config.
+  // Reads run.*, train.*, log.*, dist.*, optim.*, schedule.*, each through its owner's from_config.
   static TrainerOptions from_config(ConfigTree& tree);
 };
 
@@ -104,6 +113,10 @@ class Trainer {
   bool agree_on_step(double loss);
   std::vector<SplitMetrics> run_evaluation();
   void save_checkpoint();
+  // This step's batch on the device: the one copied ahead during the last step, or copied now.
+  Batch device_batch(State& s);
+  // Starts copying step `step`'s batch to the device (asynchronous feeds only).
+  void copy_ahead(int64_t step);
 
   TrainerOptions options_;
   std::shared_ptr<Model> model_;
@@ -112,11 +125,16 @@ class Trainer {
   std::unique_ptr<Optimizer> optimizer_;
   std::shared_ptr<AveragingStrategy> averaging_;
   std::function<Batch(State&)> next_batch_;  // the data source's, or a plugin's (BatchDealer)
+  bool dealt_by_plugin_ = false;             // next_batch_ is a plugin's: not a function of the step alone
+  std::unique_ptr<DeviceFeed> feed_;         // host batches to the device (core/device_feed.h)
+  std::optional<DeviceFeed::Transfer> ahead_;  // the next step's batch, on its way (CUDA)
+  int64_t ahead_step_ = -1;
   Communicator& comm_;
   std::string config_;
   StepAgreement agreement_;
   NonFiniteCheck nonfinite_;
   int stop_flag_;
+  Precision precision_;  // autocast and fp16's loss scale (core/precision.h)
   int agreed_stop_signal_ = 0;  // the highest stop signal any rank had at this step's agreement
   RunReporter reporter_;
   std::set<std::string> plugin_state_;  // model entries plugins added (may be absent from --init-from)

@@ -1,4 +1,6 @@
-// The run, train and dist sections; optim and schedule are read by their owners (core/optim.h).
+// The run, train, log and dist sections; optim and schedule are read by their owners (core/optim.h).
+#include <cmath>
+
 #include "core/config.h"
 #include "core/trainer.h"
 
@@ -22,9 +24,12 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     o.checkpoint_every = train.get("checkpoint_every", o.checkpoint_every);
     o.keep_checkpoints = train.get("keep_checkpoints", o.keep_checkpoints);
     o.log_every = train.get("log_every", o.log_every);
+    o.log_every_s = train.get("log_every_s", o.log_every_s);
     o.eval_batch_size = train.get("eval_batch_size", o.eval_batch_size);
     o.device = train.one_of("device", o.device, {"auto", "cpu", "cuda"});
     o.threads = train.get("threads", o.threads);
+    o.channels_last = train.get("channels_last", o.channels_last);
+    o.cudnn_benchmark = train.get("cudnn_benchmark", o.cudnn_benchmark);
     o.nonfinite.policy = train.one_of<NonFinitePolicy>("nonfinite", o.nonfinite.policy,
                                                        {{"abort", NonFinitePolicy::Abort}, {"skip", NonFinitePolicy::Skip}});
     o.nonfinite.max_consecutive_skips = train.get("max_consecutive_skips", o.nonfinite.max_consecutive_skips);
@@ -33,15 +38,24 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     train.check(o.nonfinite.max_skipped_fraction >= 0 && o.nonfinite.max_skipped_fraction <= 1, "max_skipped_fraction",
                 "must be in [0, 1]");
     o.accumulate = train.get("accumulate", o.accumulate);
+    o.precision = PrecisionOptions::from_config(train);  // precision, loss_scale.*
     train.check(o.accumulate >= 1, "accumulate", "must be >= 1 (micro-batches per step)");
     train.check(o.threads >= 0 && o.threads <= 1024, "threads", "must be in [0, 1024] (0: cores per rank)");
     train.check(o.steps > 0, "steps", "must be > 0");
     train.check(o.eval_every >= 0, "eval_every", "must be >= 0 (0: evaluate only at the end)");
     train.check(o.checkpoint_every >= 0, "checkpoint_every", "must be >= 0 (0: only at the end)");
     train.check(o.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1");
-    train.check(o.log_every > 0, "log_every", "must be > 0");
+    train.check(o.log_every >= 0, "log_every", "must be >= 0 (0: no progress lines by step count)");
+    train.check(o.log_every_s >= 0 && std::isfinite(o.log_every_s), "log_every_s",
+                "must be >= 0 seconds (0: no progress lines by time)");
     train.check(o.eval_batch_size > 0, "eval_batch_size", "must be > 0");
     train.finish();
+  }
+  {
+    ConfigReader log = root.child("log");
+    o.log.tensorboard = log.get("tensorboard", o.log.tensorboard);
+    o.log.csv = log.get("csv", o.log.csv);
+    log.finish();
   }
   ConfigReader dist = root.child("dist");
   o.dist = DistOptions::from_config(dist);

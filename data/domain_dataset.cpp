@@ -320,9 +320,15 @@ Batch DomainDataset::read(const std::vector<int64_t>& rows) {
     std::memcpy(out + i * row_bytes_, src, static_cast<size_t>(row_bytes_));
   }
   Batch b;
-  b.inputs = raw.to(at::kFloat).div_(255.0f);
-  b.labels = at::empty({n}, at::kLong);
-  b.domains = at::empty({n}, at::kLong);
+  if (options_.pin_memory) {
+    b.inputs = at::empty(raw.sizes(), at::TensorOptions(at::kFloat).pinned_memory(true));
+    b.inputs.copy_(raw).div_(255.0f);
+  } else {
+    b.inputs = raw.to(at::kFloat).div_(255.0f);
+  }
+  const auto index = at::TensorOptions(at::kLong).pinned_memory(options_.pin_memory);
+  b.labels = at::empty({n}, index);
+  b.domains = at::empty({n}, index);
   int64_t* lp = b.labels.data_ptr<int64_t>();
   int64_t* dp = b.domains.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) {

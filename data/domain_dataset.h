@@ -33,6 +33,10 @@ struct DataOptions {
   int64_t seq_len = 128;                  // text: bytes per input sequence
   bool eval_train_in = true;              // evaluate the training domains' in splits too
   int64_t prefetch = 2;                   // training batches read ahead on a thread (0: none)
+  // Not a config key: set by the launcher when the run trains on CUDA. Batches are assembled
+  // in pinned (page-locked) host memory, so their copies to the GPU are asynchronous
+  // (core/device_feed.h). Needs a CUDA LibTorch and a GPU.
+  bool pin_memory = false;
 
   static DataOptions from_config(ConfigReader& cfg);
 };

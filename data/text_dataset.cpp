@@ -35,9 +35,10 @@ TextDataset::TextDataset(const DataOptions& options, uint64_t seed, int rank, in
 Batch TextDataset::read(const std::vector<int64_t>& windows) const {
   const int64_t n = static_cast<int64_t>(windows.size()), L = options_.seq_len;
   Batch b;
-  b.inputs = at::empty({n, L}, at::kLong);
-  b.labels = at::empty({n * L}, at::kLong);
-  b.domains = at::zeros({n * L}, at::kLong);
+  const auto index = at::TensorOptions(at::kLong).pinned_memory(options_.pin_memory);  // core/device_feed.h
+  b.inputs = at::empty({n, L}, index);
+  b.labels = at::empty({n * L}, index);
+  b.domains = at::zeros({n * L}, index);
   int64_t* x = b.inputs.data_ptr<int64_t>();
   int64_t* y = b.labels.data_ptr<int64_t>();
   for (int64_t i = 0; i < n; ++i) {

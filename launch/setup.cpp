@@ -68,7 +68,7 @@ TrainConfig read_train_config(ConfigTree tree, const Registry& registry) {
   c.tree = std::move(tree);
   ConfigReader root(c.tree.root, "", c.tree.origins);
   c.trainer = TrainerOptions::from_config(c.tree);
-  for (const char* section : {"run", "optim", "schedule", "dist", "train"}) root.allow(section);
+  for (const char* section : {"run", "optim", "schedule", "dist", "train", "log"}) root.allow(section);
   ConfigReader data = root.child("data");
   c.data = DataOptions::from_config(data);
   {
@@ -88,7 +88,9 @@ std::unique_ptr<Trainer> start_training(TrainConfig& c, Communicator& comm, cons
   if (start.overwrite && start.resume) throw ConfigError("", "--overwrite and --resume exclude each other");
   set_threads(c.trainer.threads, comm);
   const at::Device device = pick_device(c.trainer.device, comm);
-  auto data = make_data_source(c.data, static_cast<uint64_t>(c.trainer.seed), comm.rank(), comm.world_size());
+  DataOptions data_options = c.data;
+  data_options.pin_memory = device.is_cuda();  // asynchronous copies to the GPU (core/device_feed.h)
+  auto data = make_data_source(data_options, static_cast<uint64_t>(c.trainer.seed), comm.rank(), comm.world_size());
   // Initial weights are a function of run.seed alone (rank 0's are broadcast regardless).
   at::manual_seed(mix_seed(static_cast<uint64_t>(c.trainer.seed), 0x1417));
   ConfigReader model_cfg(c.tree.root["model"], "model", c.tree.origins);

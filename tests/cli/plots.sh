@@ -157,6 +157,10 @@ print("figures ok")
 PY
 valid_figures "$WORK/f/wise_ft.png" "$WORK/f/wise_ft.svg" "$WORK/f/fed.png" "$WORK/f/fed.svg" "$WORK/f/qat.svg"
 
+# The shipped figures of docs/results.md redrawn from its tables.
+"$PYTHON" "$SCRIPTS/results_figures.py" --out "$WORK/rf" > "$WORK/o" || { cat "$WORK/o"; fail "results_figures.py"; }
+valid_figures "$WORK"/rf/{wise_ft_bang,fedspeed_dirichlet,fedspeed_domain,qat_heldout}.{png,svg}
+
 # Failures: the numbers are written first, then the figure's problem is reported (exit 1).
 interp() { run_expect 1 "$WORK/o" -- "$OODTRAIN" interpolate --zero-shot "$ZS" --finetuned "$FT" --alphas 1 \
   --eval "$WORK/tiny.yaml" --out "$WORK/$1"; [ -s "$WORK/$1/interpolation.csv" ] || fail "no csv in $1"; }

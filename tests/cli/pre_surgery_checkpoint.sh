@@ -4,18 +4,28 @@
 # `soup` (quantized layers restored from the names it records).
 source "$(dirname "$0")/common.sh" "$@"
 FIX="$SRC/fixtures/pre_surgery"
+# The old run was LibTorch 1.13's. A 2.x build rounds differently, and where a parameter's exact
+# gradient is 0 (the key third of an attention qkv bias: softmax ignores a per-query constant)
+# AdamW turns that rounding noise into steps of about the learning rate: a 2.x build is held to
+# its loading the checkpoint, not to 1.13's last bits there.
+LIBTORCH=$("$OODTRAIN" version | sed -n 's/^LibTorch //p')
 for run in lsq_sagm ssa_msd; do
   mkdir -p "$WORK/$run"
   cp "$FIX/$run/ckpt_000000002.h5" "$WORK/$run/"
   run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$FIX/$run.yaml" --set data.path="$DATA" --set run.dir="$WORK/$run" --resume
   expect_contains "$WORK/o" "resuming from $WORK/$run/ckpt_000000002.h5 (step 2)"
-  "$PYTHON" - "$FIX/$run" "$WORK/$run" <<'PY'
+  "$PYTHON" - "$FIX/$run" "$WORK/$run" "$LIBTORCH" <<'PY'
 import json, sys
 import h5py, numpy as np
-old, new = sys.argv[1], sys.argv[2]
+old, new, libtorch = sys.argv[1], sys.argv[2], sys.argv[3]
 a, b = h5py.File(old + "/ckpt_000000004.h5")["model"], h5py.File(new + "/ckpt_000000004.h5")["model"]
 assert sorted(a) == sorted(b), sorted(set(a) ^ set(b))
-worst = max(np.abs(a[k][()].astype(np.float64) - b[k][()].astype(np.float64)).max() for k in a)
+def diff(k):
+    d = np.abs(a[k][()].astype(np.float64) - b[k][()].astype(np.float64))
+    if not libtorch.startswith("1.") and k.endswith("attn.qkv.bias"):
+        d = np.concatenate([d[: d.size // 3], d[2 * d.size // 3:]])  # the key third: see above
+    return d.max()
+worst = max(diff(k) for k in a)
 assert worst < 1e-5, worst
 ra = [json.loads(l) for l in open(old + "/metrics_step4.jsonl")][-1]["domains"]
 rb = [json.loads(l) for l in open(new + "/metrics.jsonl")][-1]["domains"]
