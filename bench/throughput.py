@@ -16,8 +16,8 @@
 
   bench/throughput.py precision [--rounds 3] [--models cnn,resnet18]
       train.precision bf16 against fp32 in one process (1 thread, CPU autocast), per model:
-      the step rate and the training-loss curve (the mean loss of each window between
-      evaluations) of both, and the largest relative difference between the curves.
+      the step rate and the training-loss curve (the progress lines' mean loss over each
+      sixth of the run) of both, and the largest relative difference between the curves.
 
 Rounds alternate the contenders so drift hits both; the median of each is reported. Every
 process is launched by mpirun with the same binding (one core per rank). oodtrain's rate is
@@ -67,15 +67,25 @@ def oodtrain(a, ranks, model, extra=(), binary=None):
 
 
 def curve(a, model, extra, every, binary=None):
-    """One process: (median samples/s of the windows after the first, [(step, train_loss)])."""
+    """One process, stopped after a.steps steps before any evaluation (`--stop-at-step`; an
+    evaluation of resnet18 takes minutes here): (median samples/s of its progress lines after
+    the first, [(step, mean loss of the `every` steps up to it)]), read from the progress lines."""
     with tempfile.TemporaryDirectory() as d:
-        cmd = train_cmd(a, model, f"{d}/run", [*extra, f"train.eval_every={every}"])
+        cmd = train_cmd(a, model, f"{d}/run", [*extra, f"train.steps={a.steps + 1}", "train.eval_every=0",
+                                               f"train.log_every={every}", "train.log_every_s=0"])
+        cmd += ["--stop-at-step", str(a.steps)]
         if binary:
             cmd[0] = binary
-        subprocess.run(mpirun(1) + cmd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        with open(f"{d}/run/metrics.jsonl") as f:
-            rows = [json.loads(l) for l in f if l.strip()]
-    return statistics.median(r["samples_per_s"] for r in rows[1:]), [(r["step"], r["train_loss"]) for r in rows]
+        out = subprocess.run(mpirun(1) + cmd, env=ENV, check=True, capture_output=True, text=True).stdout
+    rates, points = [], []
+    for line in out.splitlines():
+        f = line.split()
+        if line.startswith("step ") and "samples/s" in f:
+            points.append((int(f[1].split("/")[0]), float(f[f.index("epoch") + 5])))
+            rates.append(float(f[f.index("samples/s") - 1]))
+    if len(rates) < 2:
+        raise SystemExit(f"too few progress lines in:\n{out}")
+    return statistics.median(rates[1:]), points
 
 
 def independent_pair(a, model, extra=()):
@@ -125,7 +135,7 @@ def main():
     if a.which == "precision":
         for model in a.models.split(","):
             # resnet18 (11M parameters) takes ~1 s a step here: a shorter run, same windows.
-            steps = a.steps if model != "resnet18" else min(a.steps, 80)
+            steps = a.steps if model != "resnet18" else min(a.steps, 60)
             every = max(1, steps // 6)
             b = argparse.Namespace(**{**vars(a), "steps": steps})
             rates = {"fp32": [], "bf16": []}
