@@ -1,7 +1,6 @@
 #include "core/state.h"
 
 #include "core/error.h"
-#include "core/precision.h"
 
 namespace oodt {
 
@@ -26,7 +25,10 @@ Batch Batch::slice(int64_t start, int64_t count) const {
 }
 
 at::Tensor classification_loss(const at::Tensor& logits, const Batch& batch) {
-  const at::Tensor logp = at::log_softmax(float32(logits), 1);
+  // In float32 under autocast (bf16/fp16 logits), as float32() of core/precision.h would; written
+  // out here so that the data layer's users (the fuzz targets) need no precision code.
+  const bool half = logits.scalar_type() == at::kBFloat16 || logits.scalar_type() == at::kHalf;
+  const at::Tensor logp = at::log_softmax(half ? logits.to(at::kFloat) : logits, 1);
   const int64_t n = batch.soft_targets.defined() ? batch.soft_targets.size(0) : batch.labels.size(0);
   OODT_CHECK(n > 0 && logits.dim() == 2 && logits.size(0) % n == 0, "logits ", logits.sizes(), " do not match ", n,
              " targets (expected N or a multiple M*N of rows)");
