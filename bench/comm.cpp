@@ -37,6 +37,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 std::string model_yaml(const std::string& name) {
   if (name == "cnn") return "{name: cnn, channels: [16, 32, 64]}";
   if (name == "mlp") return "{name: mlp, hidden: [1024, 1024]}";
+  if (name == "resnet18") return "{name: resnet18, stem: cifar}";  // the 28-pixel inputs here
   return "{name: " + name + "}";
 }
 

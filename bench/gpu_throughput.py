@@ -28,7 +28,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = {"cnn": "{name: cnn, channels: [16, 32, 64], dropout: 0.1}", "resnet18": "{name: resnet18}"}
+MODELS = {"cnn": "{name: cnn, channels: [16, 32, 64], dropout: 0.1}", "resnet18": "{name: resnet18, stem: cifar}"}
 CONTENDERS = [("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True)]
 
 

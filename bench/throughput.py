@@ -35,7 +35,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1")
 MODELS = {"cnn": "{name: cnn, channels: [16, 32, 64], dropout: 0.1}", "mlp": "{name: mlp, hidden: [256, 256]}",
-          "resnet18": "{name: resnet18}"}
+          "resnet18": "{name: resnet18, stem: cifar}"}
 
 
 def mpirun(n):

@@ -404,6 +404,19 @@ ConfigReader ConfigReader::child(const std::string& key) {
   return ConfigReader(n, key_path(key), origins_);
 }
 
+std::vector<ConfigReader> ConfigReader::children(const std::string& key) {
+  known_.insert(key);
+  YAML::Node n = node_[key];
+  std::vector<ConfigReader> out;
+  if (!n.IsDefined() || n.IsNull()) return out;
+  if (!n.IsSequence()) fail(key, concat("expected a list of maps, got ", describe(n)));
+  for (size_t i = 0; i < n.size(); ++i) {
+    if (!n[i].IsMap()) fail(key, concat("entry ", i, ": expected a map, got ", describe(n[i])));
+    out.emplace_back(n[i], key_path(key) + "." + std::to_string(i), origins_);
+  }
+  return out;
+}
+
 YAML::Node ConfigReader::raw(const std::string& key) {
   known_.insert(key);
   return node_[key];

@@ -64,6 +64,8 @@ class ConfigReader {
   ConfigReader child(const std::string& key);
   // The raw node at key (marked as known). Used for lists of plugins.
   YAML::Node raw(const std::string& key);
+  // A list of maps under `key` (absent: empty), each read as `<key>.<i>`.
+  std::vector<ConfigReader> children(const std::string& key);
   // Marks a key as known without reading it (e.g. a selector already read elsewhere).
   void allow(const std::string& key) { known_.insert(key); }
 

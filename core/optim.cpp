@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/weights.h"
 
 namespace oodt {
 
@@ -29,15 +30,63 @@ OptimOptions OptimOptions::from_config(ConfigReader& cfg) {
     cfg.check(o.beta2 >= 0 && o.beta2 < 1, "beta2", "must be in [0, 1)");
     cfg.check(o.eps > 0, "eps", "must be > 0");
   }
+  o.freeze = cfg.get("freeze", o.freeze);
+  for (ConfigReader& g : cfg.children("groups")) {
+    ParamGroup group;
+    group.params = g.require<std::vector<std::string>>("params");
+    g.check(!group.params.empty(), "params", "needs at least one name pattern");
+    g.check(!(g.has("lr") && g.has("lr_scale")), "lr", "give lr or lr_scale, not both");
+    if (g.has("lr")) {
+      const double lr = g.get("lr", o.lr);
+      g.check(lr >= 0 && std::isfinite(lr), "lr", "must be >= 0");
+      group.lr_scale = lr / o.lr;
+    }
+    group.lr_scale = g.get("lr_scale", group.lr_scale);
+    g.check(group.lr_scale >= 0 && std::isfinite(group.lr_scale), "lr_scale", "must be >= 0");
+    group.weight_decay = g.get("weight_decay", o.weight_decay);
+    g.check(group.weight_decay >= 0, "weight_decay", "must be >= 0");
+    g.finish();
+    o.groups.push_back(group);
+  }
   cfg.finish();
   return o;
 }
 
 Optimizer::Optimizer(std::vector<std::pair<std::string, at::Tensor>> params, OptimOptions options)
     : options_(std::move(options)) {
+  std::vector<int64_t> matched(options_.groups.size(), 0);
   for (auto& [name, p] : params) {
-    if (p.requires_grad()) slots_.push_back(Slot{name, p, {}, {}});
+    if (!p.requires_grad()) continue;
+    Slot s{name, p, 1.0, options_.weight_decay, {}, {}};
+    for (size_t g = 0; g < options_.groups.size(); ++g) {
+      if (!glob_any(options_.groups[g].params, name)) continue;
+      s.lr_scale = options_.groups[g].lr_scale;
+      if (options_.groups[g].weight_decay >= 0) s.weight_decay = options_.groups[g].weight_decay;
+      ++matched[g];
+      break;
+    }
+    slots_.push_back(s);
   }
+  for (size_t g = 0; g < matched.size(); ++g)
+    if (matched[g] == 0)
+      throw ConfigError(concat("optim.groups.", g, ".params"),
+                        "matches no trained parameter (names as in docs/models.md; frozen ones are not trained)");
+}
+
+std::vector<std::string> freeze_parameters(torch::nn::Module& model, const OptimOptions& options) {
+  std::vector<std::string> frozen;
+  std::vector<bool> used(options.freeze.size(), false);
+  for (auto& kv : model.named_parameters()) {
+    bool hit = false;
+    for (size_t i = 0; i < options.freeze.size(); ++i)
+      if (glob_match(options.freeze[i], kv.key())) used[i] = hit = true;
+    if (!hit) continue;
+    kv.value().set_requires_grad(false);
+    frozen.push_back(kv.key());
+  }
+  for (size_t i = 0; i < used.size(); ++i)
+    if (!used[i]) throw ConfigError("optim.freeze", concat("'", options.freeze[i], "' matches no parameter"));
+  return frozen;
 }
 
 void Optimizer::zero_grad() {
@@ -54,8 +103,9 @@ void Optimizer::step(double lr) {
     if (!s.param.grad().defined()) continue;
     at::Tensor p = s.param;
     at::Tensor g = s.param.grad();
+    const double lr_s = lr * s.lr_scale, wd = s.weight_decay;
     if (o.name == "sgd") {
-      if (o.weight_decay != 0) g = g.add(p, o.weight_decay);
+      if (wd != 0) g = g.add(p, wd);
       if (o.momentum != 0) {
         if (!s.buf1.defined()) {
           s.buf1 = g.clone();
@@ -64,14 +114,14 @@ void Optimizer::step(double lr) {
         }
         g = o.nesterov ? g.add(s.buf1, o.momentum) : s.buf1;
       }
-      p.add_(g, -lr);
+      p.add_(g, -lr_s);
       continue;
     }
     // adam / adamw
     if (o.name == "adamw") {
-      p.mul_(1 - lr * o.weight_decay);
-    } else if (o.weight_decay != 0) {
-      g = g.add(p, o.weight_decay);
+      p.mul_(1 - lr_s * wd);
+    } else if (wd != 0) {
+      g = g.add(p, wd);
     }
     if (!s.buf1.defined()) {
       s.buf1 = at::zeros_like(p);
@@ -82,7 +132,7 @@ void Optimizer::step(double lr) {
     const double bc1 = 1 - std::pow(o.beta1, static_cast<double>(steps_));
     const double bc2 = 1 - std::pow(o.beta2, static_cast<double>(steps_));
     at::Tensor denom = (s.buf2.sqrt() / std::sqrt(bc2)).add_(o.eps);
-    p.addcdiv_(s.buf1, denom, -lr / bc1);
+    p.addcdiv_(s.buf1, denom, -lr_s / bc1);
   }
 }
 

@@ -13,6 +13,14 @@
 
 namespace oodt {
 
+// Parameters (by name pattern) trained with their own learning rate and weight decay: e.g. a
+// freshly reset head at 10x the backbone's rate.
+struct ParamGroup {
+  std::vector<std::string> params;  // glob patterns on parameter names (`head.*`, `trunk.layer4.*`)
+  double lr_scale = 1.0;            // of the scheduled learning rate (`lr` in the config: lr / optim.lr)
+  double weight_decay = -1;         // < 0: optim.weight_decay
+};
+
 struct OptimOptions {
   std::string name = "sgd";  // sgd | adam | adamw
   double lr = 0.05;
@@ -23,6 +31,10 @@ struct OptimOptions {
   bool nesterov = false;
   // adam, adamw
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  // Parameters not trained at all (requires_grad off before the optimizer and the gradient
+  // averaging see the model: no gradient computed, sent or applied, no weight decay).
+  std::vector<std::string> freeze;
+  std::vector<ParamGroup> groups;  // first match wins; the rest use lr and weight_decay
 
   static OptimOptions from_config(ConfigReader& cfg);
 };
@@ -33,7 +45,8 @@ class Optimizer {
 
   // Drops gradients (as torch's zero_grad(set_to_none=True)).
   void zero_grad();
-  // One update of every parameter that has a gradient, with learning rate `lr`.
+  // One update of every parameter that has a gradient, with learning rate `lr` (times its
+  // group's scale).
   void step(double lr);
 
   // Forgets momentum and moment estimates and the step count (a fresh start on the same
@@ -51,6 +64,7 @@ class Optimizer {
   struct Slot {
     std::string name;
     at::Tensor param;
+    double lr_scale = 1, weight_decay = 0;
     at::Tensor buf1, buf2;  // momentum buffer, or Adam's first and second moments
   };
   OptimOptions options_;
@@ -67,6 +81,10 @@ struct ScheduleOptions {
 
   static ScheduleOptions from_config(ConfigReader& cfg);
 };
+
+// Turns requires_grad off for the parameters matching `options.freeze`; ConfigError
+// (optim.freeze) for a pattern that matches none. Returns the names frozen.
+std::vector<std::string> freeze_parameters(torch::nn::Module& model, const OptimOptions& options);
 
 // The learning rate for optimizer step `step` (0-based) of a run of `total_steps`.
 double learning_rate(const ScheduleOptions& s, double base_lr, int64_t step, int64_t total_steps);

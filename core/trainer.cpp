@@ -10,6 +10,7 @@
 #include "core/models/model.h"
 #include "core/preempt.h"
 #include "core/seed.h"
+#include "core/weights.h"
 
 namespace oodt {
 namespace fs = std::filesystem;
@@ -55,6 +56,11 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
   engine_->prepare_model(s);
   for (const auto& kv : model_->named_state())
     if (!before.count(kv.first)) plugin_state_.insert(kv.first);
+  // Frozen parameters are invisible to the optimizer and the gradient averaging alike.
+  const auto frozen = freeze_parameters(*model_, options_.optim);
+  if (!frozen.empty() && comm_.rank() == 0 && options_.verbose)
+    std::cout << "optim.freeze: " << frozen.size() << " of " << model_->parameters().size()
+              << " parameter tensors frozen (" << frozen.front() << (frozen.size() > 1 ? ", ..." : "") << ")\n";
   model_->to(device);
   // The memory format before the optimizer makes its state like the parameters.
   if (options_.channels_last) use_channels_last(*model_, "train.channels_last");
@@ -95,11 +101,80 @@ Trainer::Trainer(TrainerOptions options, std::shared_ptr<Model> model, std::uniq
 }
 
 void Trainer::init_weights(const std::string& checkpoint) {
-  Checkpoint ck = read_checkpoint(checkpoint);
-  // A run whose plugins add state (new parameters of swapped layers) may start from a
-  // checkpoint without it: that state starts fresh.
-  load_module_state(*model_, ck.model, checkpoint, plugin_state_);
+  const InitOptions& o = options_.init;
+  std::string note;
+  const NamedTensors file = read_weight_file(checkpoint, &note);
+  const TensorMap own = module_state(*model_);
+  // What is not loaded keeps this run's initialisation: skip patterns, and the head when the
+  // checkpoint has none or one for another class count (auto) or when asked (reset).
+  TensorMap take;
+  std::set<std::string> fresh = plugin_state_;  // plugins' new state may be absent (it starts fresh)
+  std::vector<std::string> skipped;
+  for (const auto& [name, t] : file) {
+    if (glob_any(o.skip, name)) skipped.push_back(name);
+    else take[name] = t;
+  }
+  for (const auto& [name, t] : own)
+    if (glob_any(o.skip, name)) fresh.insert(name);
+  std::string head_note;
+  const auto head = own.find("head.fc.weight");
+  const auto theirs = take.find("head.fc.weight");
+  bool reset = o.head == "reset";
+  if (o.head == "auto" && head != own.end()) {
+    if (theirs == take.end()) {
+      reset = true;
+      head_note = "the checkpoint has no head.fc: it starts fresh";
+    } else if (theirs->second.sizes() != head->second.sizes()) {
+      reset = true;
+      head_note = concat("head.fc reset: the checkpoint's classifies ", theirs->second.size(0), " classes from ",
+                         theirs->second.dim() > 1 ? theirs->second.size(1) : 0, " features, this model ",
+                         head->second.size(0), " from ", head->second.size(1));
+    }
+  } else if (reset) {
+    head_note = "head.* reset (init.head: reset)";
+  }
+  if (reset) {
+    for (auto it = take.begin(); it != take.end();)
+      it = it->first.rfind("head.", 0) == 0 ? take.erase(it) : std::next(it);
+    for (const auto& [name, t] : own)
+      if (name.rfind("head.", 0) == 0) fresh.insert(name);
+  }
+  load_module_state(*model_, take, checkpoint, fresh);
+  if (!o.head_from.empty()) load_head(o.head_from);
   state_.init_from = fs::absolute(checkpoint).string();
+  if (comm_.rank() != 0 || !options_.verbose) return;
+  std::cout << "init: " << take.size() << " tensors from " << checkpoint << (note.empty() ? "" : " (" + note + ")") << "\n";
+  if (!skipped.empty())
+    std::cout << "init: skipped (init.skip) " << skipped.size() << ": " << skipped.front()
+              << (skipped.size() > 1 ? concat(" ... ", skipped.back()) : "") << "\n";
+  if (!head_note.empty()) std::cout << "init: " << head_note << "\n";
+  if (!o.head_from.empty()) std::cout << "init: head.fc from " << o.head_from << "\n";
+}
+
+void Trainer::load_head(const std::string& path) {
+  const NamedTensors file = read_weight_file(path);
+  at::Tensor weight, bias;
+  std::string names;
+  for (const auto& [name, t] : file) {
+    names += (names.empty() ? "" : ", ") + name;
+    if (name == "weight" || name == "head.fc.weight") weight = t;
+    if (name == "bias" || name == "head.fc.bias") bias = t;
+  }
+  if (!weight.defined())
+    throw DataError(concat(path, " (init.head_from): needs a tensor 'weight' [classes, features] (or 'head.fc.weight'); it has: ",
+                           names));
+  LinearImpl& fc = *model_->head->fc;
+  if (weight.sizes() != fc.weight.sizes())
+    throw DataError(concat(path, " (init.head_from): 'weight' has shape ", weight.sizes(), ", this model's head.fc.weight is ",
+                           fc.weight.sizes(), " (classes x features)"));
+  if (bias.defined() && fc.bias.defined() && bias.sizes() != fc.bias.sizes())
+    throw DataError(concat(path, " (init.head_from): 'bias' has shape ", bias.sizes(), ", expected ", fc.bias.sizes()));
+  at::NoGradGuard no_grad;
+  fc.weight.copy_(weight);
+  if (fc.bias.defined()) {
+    if (bias.defined()) fc.bias.copy_(bias);
+    else fc.bias.zero_();
+  }
 }
 
 void Trainer::resume(const std::string& checkpoint) { resume(read_checkpoint(checkpoint), checkpoint); }

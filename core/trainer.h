@@ -27,6 +27,15 @@ namespace oodt {
 class Communicator;
 class Model;
 
+// init.*: how --init-from (or init.from) starts a fine-tune from a checkpoint's weights.
+struct InitOptions {
+  std::string from;                // a checkpoint (or weight file in the zoo's names); --init-from wins
+  std::vector<std::string> skip;   // name patterns not loaded: they keep their fresh initialisation
+  std::string head = "auto";       // auto: reset head.* when the checkpoint has none or another class count
+                                   // keep: must match; reset: always fresh
+  std::string head_from;           // weight file with the classifier's `weight` [K, F] (and `bias` [K])
+};
+
 struct TrainerOptions {
   // run.*
   std::string run_dir = "runs/default";
@@ -47,6 +56,7 @@ struct TrainerOptions {
   int64_t accumulate = 1;          // micro-batches per step (gradients summed, one all-reduce)
   PrecisionOptions precision;      // fp32 | bf16 | fp16, and fp16's loss scaling (core/precision.h)
   DistOptions dist;
+  InitOptions init;
   OptimOptions optim;
   ScheduleOptions schedule;
   // log.*
@@ -78,8 +88,12 @@ class Trainer {
   void resume(const std::string& checkpoint);
   // The same from a checkpoint already read from `path`.
   void resume(const Checkpoint& ck, const std::string& path);
-  // Starts from a checkpoint's weights only (fresh optimizer, step 0).
+  // Starts from a checkpoint's weights only (fresh optimizer, step 0), as options.init says:
+  // names to skip, the head kept or reset, a head from a weight file. What was not loaded is
+  // named on rank 0's output.
   void init_weights(const std::string& checkpoint);
+  // The classifier from a weight file (init.head_from; also without --init-from).
+  void load_head(const std::string& path);
 
   // Opens the run directory as `mode` says (core/run_dir.h: created, checked, locked; rank 0).
   // Part of set-up, before a checkpoint is read from it, so a directory that cannot be used

@@ -57,6 +57,14 @@ TrainerOptions TrainerOptions::from_config(ConfigTree& tree) {
     o.log.csv = log.get("csv", o.log.csv);
     log.finish();
   }
+  {
+    ConfigReader init = root.child("init");
+    o.init.from = init.get("from", o.init.from);
+    o.init.skip = init.get("skip", o.init.skip);
+    o.init.head = init.one_of("head", o.init.head, {"auto", "keep", "reset"});
+    o.init.head_from = init.get("head_from", o.init.head_from);
+    init.finish();
+  }
   ConfigReader dist = root.child("dist");
   o.dist = DistOptions::from_config(dist);
   ConfigReader optim = root.child("optim");

@@ -19,6 +19,7 @@ int cmd_export(const Args& args);
 int cmd_sweep(const Args& args);
 int cmd_collect(const Args& args);
 int cmd_eval(const Args& args);
+int cmd_weights(const Args& args);
 
 // Validates a training config tree and fills in every default, as `train` does before it
 // opens any data (ConfigError on a bad key or value).

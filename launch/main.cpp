@@ -28,6 +28,8 @@ commands:
   export            --quantized: integer weights and step sizes of an LSQ-trained checkpoint
   sweep             plan | run | status | slurm of an ablation sweep (grid/random axes, seeds, held-out domains)
   collect           sweep results as a table per held-out domain, with DomainBed's model selection
+  weights           import pretrained weights (torchvision, timm, open_clip; safetensors or .pt) as a
+                    checkpoint for --init-from, or export a checkpoint in their names
 
 options:
   -h, --help        this help; `oodtrain <command> --help` for a command's options
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
     if (cmd == "sweep") return oodt::cmd_sweep(rest);
     if (cmd == "collect") return oodt::cmd_collect(rest);
     if (cmd == "eval") return oodt::cmd_eval(rest);
+    if (cmd == "weights") return oodt::cmd_weights(rest);
   } catch (const oodt::ConfigError& e) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 2;
@@ -70,7 +73,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "oodtrain: error: %s\n", e.what());
     return 1;
   }
-  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "interpolate", "soup", "export", "sweep", "collect", "eval", "--help", "--version"});
+  const std::string hint = oodt::nearest(cmd, {"train", "data", "list-algorithms", "interpolate", "soup", "export", "sweep", "collect", "eval", "weights", "--help", "--version"});
   std::fprintf(stderr, "oodtrain: unknown command '%s'%s\nrun `oodtrain --help` for the list of commands\n",
                cmd.c_str(), hint.empty() ? "" : (" (did you mean '" + hint + "'?)").c_str());
   return 2;

@@ -68,7 +68,7 @@ TrainConfig read_train_config(ConfigTree tree, const Registry& registry) {
   c.tree = std::move(tree);
   ConfigReader root(c.tree.root, "", c.tree.origins);
   c.trainer = TrainerOptions::from_config(c.tree);
-  for (const char* section : {"run", "optim", "schedule", "dist", "train", "log"}) root.allow(section);
+  for (const char* section : {"run", "init", "optim", "schedule", "dist", "train", "log"}) root.allow(section);
   ConfigReader data = root.child("data");
   c.data = DataOptions::from_config(data);
   {
@@ -101,7 +101,10 @@ std::unique_ptr<Trainer> start_training(TrainConfig& c, Communicator& comm, cons
   trainer->open_run_dir(start.resume      ? RunDirMode::Resume
                         : start.overwrite ? RunDirMode::Overwrite
                                           : RunDirMode::Fresh);
-  if (!start.init_from.empty()) trainer->init_weights(start.init_from);
+  // --init-from, else init.from; a resumed run continues from its own checkpoint instead.
+  const std::string init_from = !start.init_from.empty() ? start.init_from : c.trainer.init.from;
+  if (!init_from.empty() && !start.resume) trainer->init_weights(init_from);
+  else if (!c.trainer.init.head_from.empty() && !start.resume) trainer->load_head(c.trainer.init.head_from);
   if (start.resume) resume_newest(*trainer, c.trainer.run_dir, comm);
   trainer->setup();
   trainer->prepare_run_dir();

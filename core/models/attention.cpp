@@ -41,17 +41,20 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   return proj->forward(out.transpose(1, 2).reshape({b, n, d}));
 }
 
-TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool causal) {
-  bind(ln1, "ln1", std::make_shared<LayerNormImpl>(dim));
+TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool causal, double ln_eps,
+                                           Activation act_)
+    : act(act_) {
+  bind(ln1, "ln1", std::make_shared<LayerNormImpl>(dim, ln_eps));
   bind(attn, "attn", std::make_shared<AttentionImpl>(dim, heads, causal));
-  bind(ln2, "ln2", std::make_shared<LayerNormImpl>(dim));
+  bind(ln2, "ln2", std::make_shared<LayerNormImpl>(dim, ln_eps));
   bind(fc1, "fc1", std::make_shared<LinearImpl>(dim, mlp_dim));
   bind(fc2, "fc2", std::make_shared<LinearImpl>(mlp_dim, dim));
 }
 
 at::Tensor TransformerBlockImpl::forward(const at::Tensor& x) {
   const at::Tensor y = x + attn->forward(ln1->forward(x));
-  return y + fc2->forward(at::gelu(fc1->forward(ln2->forward(y))));
+  const at::Tensor h = fc1->forward(ln2->forward(y));
+  return y + fc2->forward(act == Activation::Gelu ? at::gelu(h) : h * at::sigmoid(h * 1.702));
 }
 
 }  // namespace oodt

@@ -33,12 +33,18 @@ class AttentionImpl : public Block {
   Slot<AttentionKernelImpl> kernel;
 };
 
-// Pre-norm transformer block: x + attn(ln1(x)), then x + fc2(gelu(fc1(ln2(x)))).
+// The MLP's activation: exact GELU (timm, torchvision) or CLIP's QuickGELU, x * sigmoid(1.702 x)
+// (the OpenAI CLIP weights were trained with it).
+enum class Activation { Gelu, QuickGelu };
+
+// Pre-norm transformer block: x + attn(ln1(x)), then x + fc2(act(fc1(ln2(x)))).
 class TransformerBlockImpl : public Block {
  public:
-  TransformerBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool causal);
+  TransformerBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, bool causal, double ln_eps = 1e-5,
+                       Activation act = Activation::Gelu);
   at::Tensor forward(const at::Tensor& x) override;
 
+  Activation act;
   Slot<LayerNormImpl> ln1, ln2;
   Slot<AttentionImpl> attn;
   Slot<LinearImpl> fc1, fc2;

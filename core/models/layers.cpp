@@ -145,4 +145,14 @@ std::vector<std::pair<std::string, at::Tensor>> weight_layers(torch::nn::Module&
   return out;
 }
 
+at::Tensor NormalizeImpl::forward(const at::Tensor& x) {
+  OODT_CHECK(x.dim() == 4 && x.size(1) == static_cast<int64_t>(mean_.size()), "input normalisation expects [N, ",
+             mean_.size(), ", H, W] images, got ", x.sizes());
+  const auto opts = x.options();
+  const int64_t c = static_cast<int64_t>(mean_.size());
+  const at::Tensor mean = at::tensor(mean_, opts.dtype(at::kDouble)).to(opts).view({1, c, 1, 1});
+  const at::Tensor std = at::tensor(std_, opts.dtype(at::kDouble)).to(opts).view({1, c, 1, 1});
+  return (x - mean) / std;
+}
+
 }  // namespace oodt

@@ -128,11 +128,25 @@ class GELUImpl final : public Layer {
 };
 class MaxPool2dImpl final : public Layer {
  public:
-  explicit MaxPool2dImpl(int64_t kernel) : kernel_(kernel) {}
-  at::Tensor forward(const at::Tensor& x) override { return at::max_pool2d(x, {kernel_, kernel_}, {kernel_, kernel_}); }
+  explicit MaxPool2dImpl(int64_t kernel, int64_t stride = 0, int64_t padding = 0)
+      : kernel_(kernel), stride_(stride > 0 ? stride : kernel), padding_(padding) {}
+  at::Tensor forward(const at::Tensor& x) override {
+    return at::max_pool2d(x, {kernel_, kernel_}, {stride_, stride_}, {padding_, padding_});
+  }
 
  private:
-  int64_t kernel_;
+  int64_t kernel_, stride_, padding_;
+};
+// Per-channel input normalisation (x - mean) / std of [N, C, H, W] images in [0, 1]: the
+// constants a pretrained backbone was trained with travel with the model (`model.input_norm`).
+// No tensors: checkpoints and imported weights are unaffected.
+class NormalizeImpl final : public Layer {
+ public:
+  NormalizeImpl(std::vector<double> mean, std::vector<double> std) : mean_(std::move(mean)), std_(std::move(std)) {}
+  at::Tensor forward(const at::Tensor& x) override;
+
+ private:
+  std::vector<double> mean_, std_;
 };
 // Mean over the spatial dimensions: [N, C, H, W] -> [N, C, 1, 1].
 class AvgPoolImpl final : public Layer {

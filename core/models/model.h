@@ -45,6 +45,10 @@ struct ModelShape {
 // Builds the model named by `model.name` from its options (reading and validating every key).
 std::shared_ptr<Model> build_model(ConfigReader& cfg, const ModelShape& shape);
 
+// The trunk's first layers for images: the input normalisation of `input_norm` (none, imagenet,
+// clip), read from cfg. Every image model starts its trunk with it.
+Stack image_trunk(ConfigReader& cfg, const ModelShape& shape);
+
 // Names of the models in the zoo.
 std::vector<std::string> model_names();
 

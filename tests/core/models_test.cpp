@@ -34,7 +34,10 @@ TEST(Models, ShapesAndTrunkHeadSplit) {
       {"{name: mlp, hidden: [32, 16]}", {{1, 28, 28}, 10}, 16},
       {"{name: mlp, hidden: [8], batch_norm: true, dropout: 0.5}", {{2, 28, 28}, 2}, 8},
       {"{name: cnn, channels: [8, 16, 24]}", {{1, 28, 28}, 10}, 24},
-      {"{name: resnet18, width: 8}", {{3, 32, 32}, 10}, 64},
+      {"{name: resnet18, width: 8, stem: cifar}", {{3, 32, 32}, 10}, 64},
+      {"{name: resnet50, width: 4}", {{3, 32, 32}, 10}, 128},
+      {"{name: vit_s16, depth: 1, input_norm: imagenet}", {{3, 32, 32}, 10}, 384},
+      {"{name: clip_vit, dim: 16, heads: 2, embed_dim: 12, normalize_features: true}", {{3, 16, 16}, 10}, 12},
   };
   for (const auto& c : cases) {
     auto m = make(c.yaml, c.shape);
@@ -49,10 +52,19 @@ TEST(Models, ShapesAndTrunkHeadSplit) {
   }
 }
 
-TEST(Models, ResNet18HasTheStandardParameterCount) {
+TEST(Models, StandardParameterCounts) {
   // CIFAR ResNet-18 (3x3 stem, widths 64..512, 10 classes): 11,173,962 parameters.
-  auto m = make("{name: resnet18}", {{3, 32, 32}, 10});
-  EXPECT_EQ(count_params(*m), 11173962);
+  EXPECT_EQ(count_params(*make("{name: resnet18, stem: cifar}", {{3, 32, 32}, 10})), 11173962);
+  // torchvision's ImageNet models (1000 classes), as their model cards state.
+  EXPECT_EQ(count_params(*make("{name: resnet18}", {{3, 32, 32}, 1000})), 11689512);
+  EXPECT_EQ(count_params(*make("{name: resnet34}", {{3, 32, 32}, 1000})), 21797672);
+  EXPECT_EQ(count_params(*make("{name: resnet50}", {{3, 32, 32}, 1000})), 25557032);
+  EXPECT_EQ(count_params(*make("{name: resnet101}", {{3, 32, 32}, 1000})), 44549160);
+  // timm's vit_base_patch16_224 / vit_small_patch16_224 at 224 px: 86,567,656 and 22,050,664.
+  EXPECT_EQ(count_params(*make("{name: vit_b16}", {{3, 224, 224}, 1000})), 86567656);
+  EXPECT_EQ(count_params(*make("{name: vit_s16}", {{3, 224, 224}, 1000})), 22050664);
+  // CLIP ViT-B/32's image tower (87,849,216 parameters) plus a 512 x 10 head.
+  EXPECT_EQ(count_params(*make("{name: clip_vit_b32}", {{3, 224, 224}, 10})), 87849216 + 5130);
 }
 
 TEST(Models, StableParameterNames) {
@@ -68,7 +80,7 @@ TEST(Models, StableParameterNames) {
                                              "trunk.bn0.num_batches_tracked"};
   EXPECT_EQ(mlp, want_mlp);
   const auto resnet = names(*make("{name: resnet18, width: 4}", {{3, 8, 8}, 2}));
-  for (const char* n : {"trunk.stem.conv.weight", "trunk.layer1.0.conv1.weight", "trunk.layer2.0.shortcut.conv.weight",
+  for (const char* n : {"trunk.conv1.weight", "trunk.layer1.0.conv1.weight", "trunk.layer2.0.downsample.0.weight",
                         "trunk.layer4.1.bn2.running_var", "head.fc.weight"})
     EXPECT_NE(std::find(resnet.begin(), resnet.end(), n), resnet.end()) << n;
 }
@@ -105,8 +117,8 @@ TEST(ModuleSurgery, ReplacesEveryLayerOfATypeUnderTheSameNames) {
   });
   EXPECT_EQ(n, bns);
   EXPECT_EQ(bns, 20);  // stem, 2 per basic block, 3 shortcuts
-  EXPECT_EQ(paths.front(), "trunk.stem.bn");
-  EXPECT_NE(std::find(paths.begin(), paths.end(), "trunk.layer2.0.shortcut.bn"), paths.end());
+  EXPECT_EQ(paths.front(), "trunk.bn1");
+  EXPECT_NE(std::find(paths.begin(), paths.end(), "trunk.layer2.0.downsample.1"), paths.end());
   int64_t tagged = 0;
   for_each_layer<TaggedBatchNorm>(*m, [&](TaggedBatchNorm&) { ++tagged; });
   EXPECT_EQ(tagged, bns);

@@ -1,6 +1,7 @@
 // Optimizers and schedules against torch.optim golden values (tests/golden/make_golden.py).
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "core/h5.h"
 #include "core/optim.h"
 #include "test_util.h"
@@ -39,6 +40,56 @@ TEST_P(OptimGolden, MatchesTorchOptim) {
 INSTANTIATE_TEST_SUITE_P(Torch, OptimGolden,
                          ::testing::Values("sgd_plain", "sgd_momentum", "sgd_momentum_dampening_wd", "sgd_nesterov_wd",
                                            "adam", "adam_wd", "adamw"));
+
+// optim.groups against torch.optim's param_groups (tests/golden/make_optim_groups_golden.py):
+// the head at 10x the rate without weight decay, its bias at rate 0, the rest at the base.
+TEST(Optim, ParameterGroupsMatchTorchParamGroups) {
+  const h5::File f = h5::File::open(test::fixture("optim_groups.h5"));
+  const at::Tensor factors = f.read("factors");
+  for (const std::string kind : {"sgd", "adamw", "adam"}) {
+    OptimOptions o;
+    o.name = kind;
+    o.lr = 0.05;
+    o.momentum = 0.9;
+    o.weight_decay = f.attr_double("/" + kind, "weight_decay");
+    o.groups = {ParamGroup{{"head.w"}, 10.0, 0.0}, ParamGroup{{"head.?"}, 0.0, -1}};
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    for (const char* n : {"trunk.w", "head.w", "head.b"})
+      params.emplace_back(n, f.read(std::string("/p0/") + n).clone().set_requires_grad(true));
+    Optimizer opt(params, o);
+    for (int64_t t = 0; t < factors.size(0); ++t) {
+      for (auto& [n, p] : params) p.mutable_grad() = f.read("/grads/" + n)[t].clone();
+      opt.step(o.lr * factors[t].item<double>());
+      for (auto& [n, p] : params)
+        EXPECT_LT(test::max_abs_diff(p, f.read("/" + kind + "/" + n)[t]), 2e-6) << kind << " " << n << " step " << t;
+    }
+  }
+}
+
+TEST(Optim, FreezeTurnsOffGradientsAndNamesUnmatchedPatterns) {
+  torch::nn::Module m;
+  for (const char* part : {"trunk", "head"}) {
+    auto sub = std::make_shared<torch::nn::Module>();
+    sub->register_parameter("w", at::zeros({2}));
+    m.register_module(part, sub);
+  }
+  OptimOptions o;
+  o.freeze = {"trunk.*"};
+  EXPECT_EQ(freeze_parameters(m, o), std::vector<std::string>{"trunk.w"});
+  EXPECT_FALSE(m.named_parameters()["trunk.w"].requires_grad());
+  EXPECT_TRUE(m.named_parameters()["head.w"].requires_grad());
+  Optimizer opt(m.named_parameters().pairs(), o);  // the frozen one is not the optimizer's
+  m.named_parameters()["head.w"].mutable_grad() = at::ones({2});
+  opt.step(0.1);
+  const TensorMap state = opt.state_dict();
+  EXPECT_EQ(state.count("head.w.momentum_buffer"), 1u);
+  EXPECT_EQ(state.count("trunk.w.momentum_buffer"), 0u);
+  o.freeze = {"tronk.*"};
+  EXPECT_THROW(freeze_parameters(m, o), ConfigError);
+  o.freeze = {};
+  o.groups = {ParamGroup{{"trunk.*"}, 2.0, -1}};  // matches only a frozen parameter
+  EXPECT_THROW(Optimizer(m.named_parameters().pairs(), o), ConfigError);
+}
 
 TEST(Optim, StateRoundTripContinuesIdentically) {
   OptimOptions o;
