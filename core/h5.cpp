@@ -208,6 +208,46 @@ void File::write(const std::string& name, const at::Tensor& tensor, int64_t chun
     fail(name, "write failed");
 }
 
+Handle File::create_dataset(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape,
+                            int64_t chunk_rows, int level) {
+  const LibraryLock lock;
+  const auto slash = name.rfind('/');
+  if (slash != std::string::npos && slash > 0) make_group(name.substr(0, slash));
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (chunk_rows > 0 && !dims.empty() && dims[0] > 0) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = std::min<hsize_t>(dims[0], static_cast<hsize_t>(chunk_rows));
+    H5Pset_chunk(dcpl.id(), static_cast<int>(chunk.size()), chunk.data());
+    if (level > 0) {
+      H5Pset_shuffle(dcpl.id());
+      H5Pset_deflate(dcpl.id(), static_cast<unsigned>(level));
+    }
+  }
+  Handle ds(H5Dcreate2(id(), name.c_str(), native_type(dtype), space.id(), H5P_DEFAULT, dcpl.id(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) fail(name, "cannot create dataset");
+  return ds;
+}
+
+void File::write_rows_from(hid_t dataset, int64_t start, const at::Tensor& rows) {
+  const LibraryLock lock;
+  const at::Tensor t = rows.contiguous();
+  if (t.numel() == 0) return;
+  Handle space(H5Dget_space(dataset), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  OODT_CHECK(t.dim() == rank && start >= 0 && static_cast<hsize_t>(start + t.size(0)) <= dims[0], "write_rows_from: rows ",
+             start, "+", t.size(0), " outside the dataset");
+  std::vector<hsize_t> offset(dims.size(), 0), size(t.sizes().begin(), t.sizes().end());
+  offset[0] = static_cast<hsize_t>(start);
+  H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, offset.data(), nullptr, size.data(), nullptr);
+  Handle mem(H5Screate_simple(rank, size.data(), nullptr), H5Sclose);
+  if (H5Dwrite(dataset, native_type(t.scalar_type()), mem.id(), space.id(), H5P_DEFAULT, t.data_ptr()) < 0)
+    fail("", concat("writing rows ", start, "..", start + t.size(0) - 1, " failed (disk full?)"));
+}
+
 std::vector<int64_t> File::shape(const std::string& name) const {
   const LibraryLock lock;
   if (!exists(name)) fail(name, "dataset not found");

@@ -90,6 +90,12 @@ class File {
   // its dtype, reused by the caller): one regular hyperslab, HDF5's fast path (a block that is
   // exactly one chunk is decoded straight into `out`).
   void read_block_into(hid_t dataset, int64_t start, int64_t count, at::Tensor& out) const;
+  // A dataset written a block of rows at a time (write_rows_from): `shape` known up front,
+  // chunked `chunk_rows` along dim 0, deflate at `level` (0: none, for already compressed
+  // bytes such as JPEG).
+  Handle create_dataset(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape,
+                        int64_t chunk_rows, int level = 0);
+  void write_rows_from(hid_t dataset, int64_t start, const at::Tensor& rows);
   // Rows per chunk along dim 0 of a chunked dataset; 0 for a contiguous one.
   int64_t chunk_rows(hid_t dataset) const;
 

@@ -119,8 +119,9 @@ void Trainer::init_weights(const std::string& checkpoint) {
   std::string head_note;
   const auto head = own.find("head.fc.weight");
   const auto theirs = take.find("head.fc.weight");
-  bool reset = o.head == "reset";
-  if (o.head == "auto" && head != own.end()) {
+  // A head from a file replaces whatever the checkpoint has.
+  bool reset = o.head == "reset" || !o.head_from.empty();
+  if (o.head == "auto" && o.head_from.empty() && head != own.end()) {
     if (theirs == take.end()) {
       reset = true;
       head_note = "the checkpoint has no head.fc: it starts fresh";
@@ -130,7 +131,7 @@ void Trainer::init_weights(const std::string& checkpoint) {
                          theirs->second.dim() > 1 ? theirs->second.size(1) : 0, " features, this model ",
                          head->second.size(0), " from ", head->second.size(1));
     }
-  } else if (reset) {
+  } else if (reset && o.head_from.empty()) {
     head_note = "head.* reset (init.head: reset)";
   }
   if (reset) {

@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <atomic>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "core/error.h"
 #include "core/isolated.h"
 #include "core/seed.h"
 #include "core/random.h"
+#include "data/image_codec.h"
 #include "data/prefetch.h"
 #include "data/text_dataset.h"
 
@@ -29,6 +33,12 @@ DataOptions DataOptions::from_config(ConfigReader& cfg) {
   } else {
     o.seq_len = cfg.get("seq_len", o.seq_len);
     cfg.check(o.seq_len > 0, "seq_len", "must be > 0");
+  }
+  if (o.type == "domains") {
+    ConfigReader aug = cfg.child("augment");
+    o.augment = AugmentOptions::from_config(aug);
+    o.decode_threads = cfg.get("decode_threads", o.decode_threads);
+    cfg.check(o.decode_threads >= 0 && o.decode_threads <= 256, "decode_threads", "must be in [0, 256] (0: the rank's threads)");
   }
   o.prefetch = cfg.get("prefetch", o.prefetch);
   cfg.check(o.prefetch >= 0 && o.prefetch <= 64, "prefetch", "must be in [0, 64] (0: read batches on the training thread)");
@@ -89,21 +99,47 @@ std::vector<int64_t> holdout_positions(int64_t n, double fraction, uint64_t seed
 DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank, int world)
     : options_(options), seed_(seed), rank_(rank), world_(world), eval_rank_(rank), eval_world_(world), file_(h5::File::open(options.path)) {
   const std::string& p = options.path;
-  for (const char* name : {"/images", "/labels", "/domains"})
+  encoded_ = file_.exists("/images_encoded");
+  const char* images = encoded_ ? "/image_offsets" : "/images";
+  for (const char* name : {images, "/labels", "/domains"})
     if (!file_.exists(name)) throw DataError(concat(p, ": dataset ", name, " is missing (not an oodtrain data file?)"));
-  const auto ishape = file_.shape("/images");
-  if (ishape.size() != 4) throw DataError(concat(p, ": /images must be [N, C, H, W], has ", ishape.size(), " dimensions"));
-  // Pixels are read as uint8 and scaled by 1/255; HDF5 would convert other types silently
-  // (floats in [0, 1] to 0 or 1, larger integers clamped), so they are refused.
-  if (const at::ScalarType t = file_.dtype("/images"); t != at::kByte)
-    throw DataError(concat(p, ": /images holds ", h5::dtype_name(t), " values; oodtrain reads 8-bit images (uint8, 0-255): "
-                           "convert them to uint8"));
-  const int64_t n = ishape[0];
+  const AugmentOptions& aug = options.augment;
+  int64_t n = 0;
+  if (encoded_) {
+    // JPEG/PNG bytes, decoded per batch to data.augment.size.
+    const auto oshape = file_.shape("/image_offsets"), bshape = file_.shape("/images_encoded");
+    if (oshape.size() != 1 || oshape[0] < 2 || bshape.size() != 1)
+      throw DataError(concat(p, ": /image_offsets must be [N + 1] and /images_encoded a byte array"));
+    n = oshape[0] - 1;
+    const at::Tensor off = file_.read("/image_offsets").to(at::kLong).contiguous();
+    offsets_.assign(off.data_ptr<int64_t>(), off.data_ptr<int64_t>() + n + 1);
+    for (int64_t i = 0; i < n; ++i)
+      if (offsets_[i] < 0 || offsets_[i + 1] <= offsets_[i] || offsets_[i + 1] > bshape[0])
+        throw DataError(concat(p, ": /image_offsets[", i, "..", i + 1, "] = ", offsets_[i], "..", offsets_[i + 1],
+                               " is not a non-empty range of /images_encoded (", bshape[0], " bytes)"));
+    if (aug.size <= 0)
+      throw ConfigError("data.augment.size", concat(p, " stores encoded images (JPEG/PNG): give the size to decode them to "
+                                                    "(e.g. 224), or a preset that sets one (domainbed)"));
+    input_shape_ = {3, aug.size, aug.size};
+  } else {
+    const auto ishape = file_.shape("/images");
+    if (ishape.size() != 4) throw DataError(concat(p, ": /images must be [N, C, H, W], has ", ishape.size(), " dimensions"));
+    // Pixels are read as uint8 and scaled by 1/255; HDF5 would convert other types silently
+    // (floats in [0, 1] to 0 or 1, larger integers clamped), so they are refused.
+    if (const at::ScalarType t = file_.dtype("/images"); t != at::kByte)
+      throw DataError(concat(p, ": /images holds ", h5::dtype_name(t), " values; oodtrain reads 8-bit images (uint8, 0-255): "
+                             "convert them to uint8"));
+    n = ishape[0];
+    input_shape_ = stored_shape_ = {ishape[1], ishape[2], ishape[3]};
+    if (aug.active() && ishape[1] != 3)
+      throw ConfigError("data.augment", concat(p, " has ", ishape[1], "-channel images; augmentation works on RGB images"));
+    if (aug.active() && aug.size > 0) input_shape_ = {3, aug.size, aug.size};
+  }
+  if (encoded_ || aug.active()) pipeline_ = std::make_unique<AugmentPipeline>(aug);
   if (file_.shape("/labels") != std::vector<int64_t>{n})
-    throw DataError(concat(p, ": /labels must have shape [", n, "] to match /images"));
+    throw DataError(concat(p, ": /labels must have shape [", n, "] to match ", images));
   if (file_.shape("/domains") != std::vector<int64_t>{n})
-    throw DataError(concat(p, ": /domains must have shape [", n, "] to match /images"));
-  input_shape_ = {ishape[1], ishape[2], ishape[3]};
+    throw DataError(concat(p, ": /domains must have shape [", n, "] to match ", images));
   const at::Tensor labels = file_.read("/labels").to(at::kLong);
   const at::Tensor doms = file_.read("/domains").to(at::kLong);
   labels_.assign(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
@@ -128,17 +164,36 @@ DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank
   }
   std::vector<std::vector<int64_t>> rows(names.size());
   for (int64_t i = 0; i < n; ++i) rows[static_cast<size_t>(domain_of_[i])].push_back(i);
+  // A file with its own splits (a manifest's split column): `train` rows are each domain's in
+  // split, every other split its out split; holdout_fraction does not apply.
+  std::vector<uint8_t> file_split;
+  int64_t train_split = -1;
+  if (file_.exists("/splits")) {
+    const auto split_names = file_.attr_strings("/", "split_names");
+    for (size_t k = 0; k < split_names.size(); ++k)
+      if (split_names[k] == "train") train_split = static_cast<int64_t>(k);
+    if (train_split < 0)
+      throw DataError(concat(p, ": /splits has no split named 'train' (split_names: ",
+                             [&] { std::string l; for (const auto& x : split_names) l += (l.empty() ? "" : ", ") + x; return l; }(), ")"));
+    if (file_.shape("/splits") != std::vector<int64_t>{n}) throw DataError(concat(p, ": /splits must have shape [", n, "]"));
+    const at::Tensor sp = file_.read("/splits").to(at::kByte).contiguous();
+    file_split.assign(sp.data_ptr<uint8_t>(), sp.data_ptr<uint8_t>() + n);
+  }
   for (size_t d = 0; d < names.size(); ++d) {
     const bool held = std::find(options.test_domains.begin(), options.test_domains.end(), names[d]) !=
                       options.test_domains.end();
     domains_.push_back(DomainInfo{names[d], held});
-    const auto out_pos = holdout_positions(static_cast<int64_t>(rows[d].size()), options.holdout_fraction,
-                                           mix_seed(static_cast<uint64_t>(options.split_seed), d));
     std::vector<int64_t> in, out;
-    size_t k = 0;
-    for (size_t j = 0; j < rows[d].size(); ++j) {
-      if (k < out_pos.size() && out_pos[k] == static_cast<int64_t>(j)) out.push_back(rows[d][j]), ++k;
-      else in.push_back(rows[d][j]);
+    if (!file_split.empty()) {
+      for (int64_t r : rows[d]) (file_split[static_cast<size_t>(r)] == train_split ? in : out).push_back(r);
+    } else {
+      const auto out_pos = holdout_positions(static_cast<int64_t>(rows[d].size()), options.holdout_fraction,
+                                             mix_seed(static_cast<uint64_t>(options.split_seed), d));
+      size_t k = 0;
+      for (size_t j = 0; j < rows[d].size(); ++j) {
+        if (k < out_pos.size() && out_pos[k] == static_cast<int64_t>(j)) out.push_back(rows[d][j]), ++k;
+        else in.push_back(rows[d][j]);
+      }
     }
     in_rows_.push_back(std::move(in));
     out_rows_.push_back(std::move(out));
@@ -152,10 +207,15 @@ DomainDataset::DomainDataset(const DataOptions& options, uint64_t seed, int rank
     if (in_rows_[static_cast<size_t>(d)].empty())
       throw DataError(concat(p, ": training domain '", names[d], "' has no samples in its in split"));
   plan_shards();
+  if (encoded_) {
+    // Encoded bytes: HDF5's chunk cache (data.cache_mb) holds the recently read chunks.
+    images_ = file_.open_dataset("/images_encoded", static_cast<size_t>(options.cache_mb) << 20);
+    return;
+  }
   // HDF5's own chunk cache holds one chunk: decoded blocks are cached here instead.
   images_ = file_.open_dataset("/images", size_t{4} << 20);
   const int64_t chunk = file_.chunk_rows(images_.id());
-  row_bytes_ = input_shape_[0] * input_shape_[1] * input_shape_[2];
+  row_bytes_ = stored_shape_[0] * stored_shape_[1] * stored_shape_[2];
   block_rows_ = chunk > 0 ? chunk : std::max<int64_t>(1, (int64_t{256} << 10) / std::max<int64_t>(1, row_bytes_));
   max_blocks_ = std::max<int64_t>(1, (options.cache_mb << 20) / std::max<int64_t>(1, block_rows_ * row_bytes_));
 }
@@ -221,7 +281,7 @@ Batch DomainDataset::train_batch(int64_t step) {
   // Interleave the domains: anything that looks at a slice of the batch (ghost batch norm's
   // chunks, a mixup pairing) must not see one domain at a time.
   SeededRng(mix_seed(seed_, 0xba7c, static_cast<uint64_t>(step), static_cast<uint64_t>(rank_))).shuffle(rows);
-  return read(rows);
+  return read(rows, step);
 }
 
 int64_t DomainDataset::epoch_of(int64_t step) const { return step / steps_per_epoch_; }
@@ -305,7 +365,8 @@ const uint8_t* DomainDataset::block(int64_t index) {
   return blocks_.front().second.data_ptr<uint8_t>();
 }
 
-Batch DomainDataset::read(const std::vector<int64_t>& rows) {
+Batch DomainDataset::read(const std::vector<int64_t>& rows, int64_t train_step) {
+  if (pipeline_) return read_decoded(rows, train_step);
   const auto n = static_cast<int64_t>(rows.size());
   at::Tensor raw = at::empty({n, input_shape_[0], input_shape_[1], input_shape_[2]}, at::kByte);
   uint8_t* out = raw.data_ptr<uint8_t>();
@@ -334,6 +395,109 @@ Batch DomainDataset::read(const std::vector<int64_t>& rows) {
   for (int64_t i = 0; i < n; ++i) {
     lp[i] = labels_[static_cast<size_t>(rows[static_cast<size_t>(i)])];
     dp[i] = domain_of_[static_cast<size_t>(rows[static_cast<size_t>(i)])];
+  }
+  return b;
+}
+
+std::string DomainDataset::image_name(int64_t row) {
+  try {
+    if (file_.exists("/image_paths") && file_.exists("/image_path_offsets")) {
+      const at::Tensor off = file_.read("/image_path_offsets").to(at::kLong);
+      const int64_t a = off[row].item<int64_t>(), b = off[row + 1].item<int64_t>();
+      const at::Tensor bytes = file_.read("/image_paths").slice(0, a, b).contiguous();
+      return concat("row ", row, " (", std::string(reinterpret_cast<const char*>(bytes.data_ptr()), static_cast<size_t>(b - a)), ")");
+    }
+  } catch (const std::exception&) {
+  }
+  return concat("row ", row);
+}
+
+Batch DomainDataset::read_decoded(const std::vector<int64_t>& rows, int64_t train_step) {
+  const auto n = static_cast<int64_t>(rows.size());
+  // The bytes (or stored pixels) of every row, read in row order on this thread (libhdf5 is
+  // serial), then decoded and augmented in parallel.
+  std::vector<at::Tensor> raw(static_cast<size_t>(n));
+  std::vector<int64_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return rows[static_cast<size_t>(a)] < rows[static_cast<size_t>(b)]; });
+  for (int64_t i : order) {
+    const int64_t r = rows[static_cast<size_t>(i)];
+    OODT_CHECK(r >= 0 && r < static_cast<int64_t>(labels_.size()), "row ", r, " out of range");
+    if (encoded_) {
+      const int64_t a = offsets_[static_cast<size_t>(r)], len = offsets_[static_cast<size_t>(r) + 1] - a;
+      at::Tensor buf = at::empty({len}, at::kByte);
+      file_.read_block_into(images_.id(), a, len, buf);
+      raw[static_cast<size_t>(i)] = buf;
+    } else {
+      const uint8_t* src = block(r / block_rows_) + (r % block_rows_) * row_bytes_;
+      // A copy: a later block() may reuse this block's buffer.
+      raw[static_cast<size_t>(i)] = at::from_blob(const_cast<uint8_t*>(src), stored_shape_, at::kByte).clone();
+    }
+  }
+  Batch b;
+  b.inputs = at::empty({n, input_shape_[0], input_shape_[1], input_shape_[2]},
+                       at::TensorOptions(at::kFloat).pinned_memory(options_.pin_memory));
+  // JPEG DCT scaling may shrink a decode to no less than this: the output size, or twice it
+  // for a training crop (a random resized crop keeps down to scale_lo of the area).
+  const int64_t size = input_shape_[1] * (train_step >= 0 && options_.augment.random_resized_crop ? 2 : 1);
+  std::atomic<int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex m;
+  auto work = [&] {
+    for (int64_t i; (i = next++) < n;) {
+      try {
+        const int64_t r = rows[static_cast<size_t>(i)];
+        at::Tensor hwc;
+        if (encoded_) {
+          const at::Tensor& bytes = raw[static_cast<size_t>(i)];
+          hwc = decode_image(bytes.data_ptr<uint8_t>(), static_cast<size_t>(bytes.numel()), concat(options_.path, ": row ", r), size, size);
+        } else {
+          hwc = raw[static_cast<size_t>(i)].permute({1, 2, 0});
+        }
+        const uint64_t seed = train_step >= 0 ? mix_seed(seed_, 0xa06e, static_cast<uint64_t>(train_step),
+                                                         (static_cast<uint64_t>(rank_) << 32) + static_cast<uint64_t>(i))
+                                              : 0;
+        const at::Tensor out = pipeline_->apply(hwc, train_step >= 0, seed);
+        if (out.sizes() != b.inputs[i].sizes())
+          throw DataError(concat(options_.path, ": ", image_name(r), " became ", out.sizes(), " after data.augment, expected ",
+                                 b.inputs[i].sizes(), " (mixed image sizes need data.augment.size)"));
+        b.inputs[i].copy_(out);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!error) error = std::current_exception();
+        next = n;
+      }
+    }
+  };
+  const int threads = static_cast<int>(std::min<int64_t>(n, options_.decode_threads > 0 ? options_.decode_threads : at::get_num_threads()));
+  {
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const DataError& e) {
+      // Name the image: the decoder only knows its row.
+      std::string msg = e.what();
+      for (int64_t r : rows) {
+        const std::string tag = concat(options_.path, ": row ", r, ":");
+        if (msg.rfind(tag, 0) == 0) {
+          msg = concat(options_.path, ": ", image_name(r), ":", msg.substr(tag.size()));
+          break;
+        }
+      }
+      throw DataError(msg);
+    }
+  }
+  const auto index = at::TensorOptions(at::kLong).pinned_memory(options_.pin_memory);
+  b.labels = at::empty({n}, index);
+  b.domains = at::empty({n}, index);
+  for (int64_t i = 0; i < n; ++i) {
+    b.labels[i] = labels_[static_cast<size_t>(rows[static_cast<size_t>(i)])];
+    b.domains[i] = domain_of_[static_cast<size_t>(rows[static_cast<size_t>(i)])];
   }
   return b;
 }

@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "core/data_source.h"
 #include "core/h5.h"
+#include "data/augment.h"
 
 namespace oodt {
 
@@ -33,6 +34,8 @@ struct DataOptions {
   int64_t seq_len = 128;                  // text: bytes per input sequence
   bool eval_train_in = true;              // evaluate the training domains' in splits too
   int64_t prefetch = 2;                   // training batches read ahead on a thread (0: none)
+  AugmentOptions augment;                 // data.augment: decoding size, augmentation, normalisation
+  int64_t decode_threads = 0;             // images decoded and augmented in parallel (0: the rank's threads)
   // Not a config key: set by the launcher when the run trains on CUDA. Batches are assembled
   // in pinned (page-locked) host memory, so their copies to the GPU are asynchronous
   // (core/device_feed.h). Needs a CUDA LibTorch and a GPU.
@@ -78,8 +81,9 @@ class DomainDataset final : public DataSource, public ReshardableSource, public 
   // How many samples of training domain `d` (index into train_domains()) step `step` takes.
   int64_t samples_of(size_t d, int64_t step) const;
   const std::vector<int64_t>& train_domains() const { return train_domains_; }
-  // Reads rows (any order, repeats allowed) into a batch.
-  Batch read(const std::vector<int64_t>& rows);
+  // Reads rows (any order, repeats allowed) into a batch. `train_step` >= 0: a training batch
+  // of that step (random augmentation drawn from (seed, step, rank, sample)); else evaluation.
+  Batch read(const std::vector<int64_t>& rows, int64_t train_step = -1);
 
  protected:
   void* find_interface(const std::type_info& t) override;
@@ -101,7 +105,14 @@ class DomainDataset final : public DataSource, public ReshardableSource, public 
   int64_t block_rows_ = 256, row_bytes_ = 0, max_blocks_ = 1;
   std::list<std::pair<int64_t, at::Tensor>> blocks_;
   std::unordered_map<int64_t, std::list<std::pair<int64_t, at::Tensor>>::iterator> block_index_;
-  std::vector<int64_t> input_shape_;
+  // Encoded images (JPEG/PNG bytes in /images_encoded, row r at [offsets_[r], offsets_[r+1])),
+  // decoded and augmented per batch on decode_threads threads.
+  bool encoded_ = false;
+  std::vector<int64_t> offsets_;
+  std::unique_ptr<AugmentPipeline> pipeline_;  // null: stored pixels / 255, as they are
+  Batch read_decoded(const std::vector<int64_t>& rows, int64_t train_step);
+  std::string image_name(int64_t row);
+  std::vector<int64_t> input_shape_, stored_shape_;  // what batches hold; /images rows as stored
   int64_t num_classes_ = 0;
   std::vector<DomainInfo> domains_;
   std::vector<int64_t> labels_, domain_of_;

@@ -31,7 +31,8 @@ at::Device pick_device(const std::string& want, const Communicator& comm) {
 // Newest first; a checkpoint that cannot be read (truncated, damaged) is reported and the
 // previous one is used. Rank 0 chooses and tells the others, so all ranks resume from the same
 // file even where they see the run directory differently (a shared filesystem that lags).
-void resume_newest(Trainer& trainer, const std::string& run_dir, Communicator& comm) {
+// True when a checkpoint was found and restored (false: the run starts fresh).
+bool resume_newest(Trainer& trainer, const std::string& run_dir, Communicator& comm) {
   Checkpoint ck;
   std::string chosen, error;  // rank 0's
   if (comm.rank() == 0) {
@@ -48,7 +49,7 @@ void resume_newest(Trainer& trainer, const std::string& run_dir, Communicator& c
   comm.broadcast(length, 0);
   const int64_t n = length.item<int64_t>();
   if (n < 0) throw DataError(comm.rank() == 0 ? error : concat("no readable checkpoint in ", run_dir, " (rank 0 says which)"));
-  if (n == 0) return;
+  if (n == 0) return false;
   at::Tensor bytes = at::zeros({n}, at::kByte);
   if (comm.rank() == 0) std::memcpy(bytes.data_ptr(), chosen.data(), chosen.size());
   comm.broadcast(bytes, 0);
@@ -59,6 +60,7 @@ void resume_newest(Trainer& trainer, const std::string& run_dir, Communicator& c
   trainer.resume(ck, path);
   if (comm.rank() == 0)
     std::printf("resuming from %s (step %lld)\n", path.c_str(), static_cast<long long>(trainer.state().step));
+  return true;
 }
 
 }  // namespace
@@ -101,11 +103,13 @@ std::unique_ptr<Trainer> start_training(TrainConfig& c, Communicator& comm, cons
   trainer->open_run_dir(start.resume      ? RunDirMode::Resume
                         : start.overwrite ? RunDirMode::Overwrite
                                           : RunDirMode::Fresh);
-  // --init-from, else init.from; a resumed run continues from its own checkpoint instead.
+  // A resumed run continues from its own checkpoint; one that finds none (the first start of a
+  // sweep's or Slurm array's run, which always pass --resume) starts as a fresh run would:
+  // from --init-from, else init.from.
+  const bool resumed = start.resume && resume_newest(*trainer, c.trainer.run_dir, comm);
   const std::string init_from = !start.init_from.empty() ? start.init_from : c.trainer.init.from;
-  if (!init_from.empty() && !start.resume) trainer->init_weights(init_from);
-  else if (!c.trainer.init.head_from.empty() && !start.resume) trainer->load_head(c.trainer.init.head_from);
-  if (start.resume) resume_newest(*trainer, c.trainer.run_dir, comm);
+  if (!resumed && !init_from.empty()) trainer->init_weights(init_from);
+  else if (!resumed && !c.trainer.init.head_from.empty()) trainer->load_head(c.trainer.init.head_from);
   trainer->setup();
   trainer->prepare_run_dir();
   return trainer;

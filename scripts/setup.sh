@@ -12,9 +12,11 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread          # LibTorch 1.13 on an optimized BLAS
   openmpi-bin libopenmpi-dev                  # MPI backend and mpirun
   libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev nlohmann-json3-dev
+  libturbojpeg0-dev libpng-dev                # image datasets: JPEG (libjpeg-turbo) and PNG decoding
   libgtest-dev googletest                     # tests
   python3-torch python3-h5py python3-numpy python3-yaml  # golden values, checkpoint and config checks in tests
   python3-matplotlib                          # figures (scripts/oodt_plot.py, run by oodtrain)
+  python3-pil                                 # image-folder trees the data-import tests generate
   python3-venv                                # the virtualenv below
   slurmctld slurmd slurm-client munge libpmix-dev  # a local Slurm for the sweep tests
   dataset-fashion-mnist                       # the embedded default data

@@ -98,6 +98,16 @@ assert any(not np.array_equal(lp[k][()], ft[k][()]) for k in trunk), "trunk did 
 print("LP-FT ok")
 PY
 
+# --resume that finds no checkpoint (a sweep's or Slurm array's first start) still starts from
+# init.from; once a checkpoint exists it resumes from it instead.
+run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/r18.yaml" "${ft[@]}" --set run.dir="$WORK/sweeplike" \
+  --set init.from="$WORK/imported.h5" --resume
+expect_contains "$WORK/o" "init: 122 tensors from $WORK/imported.h5"
+run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/r18.yaml" "${ft[@]}" --set run.dir="$WORK/sweeplike" \
+  --set init.from="$WORK/imported.h5" --set train.steps=4 --resume
+expect_contains "$WORK/o" "resuming from $WORK/sweeplike/ckpt_000000003.h5"
+if grep -q "^init:" "$WORK/o"; then fail "a resumed run loaded init.from again"; fi
+
 # Errors name the key.
 run_expect 2 "$WORK/o" -- "$OODTRAIN" train -c "$WORK/r18.yaml" --set run.dir="$WORK/e1" --set 'optim.freeze=["trunk.layr4.*"]'
 expect_contains "$WORK/o" "optim.freeze: 'trunk.layr4.*' matches no parameter"
