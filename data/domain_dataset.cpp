@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <ATen/Parallel.h>
+
 #include <atomic>
 #include <filesystem>
 #include <mutex>
@@ -37,8 +39,6 @@ DataOptions DataOptions::from_config(ConfigReader& cfg) {
   if (o.type == "domains") {
     ConfigReader aug = cfg.child("augment");
     o.augment = AugmentOptions::from_config(aug);
-    o.decode_threads = cfg.get("decode_threads", o.decode_threads);
-    cfg.check(o.decode_threads >= 0 && o.decode_threads <= 256, "decode_threads", "must be in [0, 256] (0: the rank's threads)");
   }
   o.prefetch = cfg.get("prefetch", o.prefetch);
   cfg.check(o.prefetch >= 0 && o.prefetch <= 64, "prefetch", "must be in [0, 64] (0: read batches on the training thread)");
@@ -440,11 +440,12 @@ Batch DomainDataset::read_decoded(const std::vector<int64_t>& rows, int64_t trai
   // JPEG DCT scaling may shrink a decode to no less than this: the output size, or twice it
   // for a training crop (a random resized crop keeps down to scale_lo of the area).
   const int64_t size = input_shape_[1] * (train_step >= 0 && options_.augment.random_resized_crop ? 2 : 1);
-  std::atomic<int64_t> next{0};
+  // The samples in parallel on the rank's intra-op threads. ATen's own parallel loop, so the
+  // tensor ops inside run single-threaded instead of each starting a team of their own.
   std::exception_ptr error;
   std::mutex m;
-  auto work = [&] {
-    for (int64_t i; (i = next++) < n;) {
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
       try {
         const int64_t r = rows[static_cast<size_t>(i)];
         at::Tensor hwc;
@@ -465,17 +466,10 @@ Batch DomainDataset::read_decoded(const std::vector<int64_t>& rows, int64_t trai
       } catch (...) {
         std::lock_guard<std::mutex> lock(m);
         if (!error) error = std::current_exception();
-        next = n;
+        return;
       }
     }
-  };
-  const int threads = static_cast<int>(std::min<int64_t>(n, options_.decode_threads > 0 ? options_.decode_threads : at::get_num_threads()));
-  {
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
-  }
+  });
   if (error) {
     try {
       std::rethrow_exception(error);

@@ -35,7 +35,6 @@ struct DataOptions {
   bool eval_train_in = true;              // evaluate the training domains' in splits too
   int64_t prefetch = 2;                   // training batches read ahead on a thread (0: none)
   AugmentOptions augment;                 // data.augment: decoding size, augmentation, normalisation
-  int64_t decode_threads = 0;             // images decoded and augmented in parallel (0: the rank's threads)
   // Not a config key: set by the launcher when the run trains on CUDA. Batches are assembled
   // in pinned (page-locked) host memory, so their copies to the GPU are asynchronous
   // (core/device_feed.h). Needs a CUDA LibTorch and a GPU.
@@ -106,7 +105,7 @@ class DomainDataset final : public DataSource, public ReshardableSource, public 
   std::list<std::pair<int64_t, at::Tensor>> blocks_;
   std::unordered_map<int64_t, std::list<std::pair<int64_t, at::Tensor>>::iterator> block_index_;
   // Encoded images (JPEG/PNG bytes in /images_encoded, row r at [offsets_[r], offsets_[r+1])),
-  // decoded and augmented per batch on decode_threads threads.
+  // decoded and augmented per batch on the rank's intra-op threads.
   bool encoded_ = false;
   std::vector<int64_t> offsets_;
   std::unique_ptr<AugmentPipeline> pipeline_;  // null: stored pixels / 255, as they are
