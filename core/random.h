@@ -9,24 +9,31 @@
 
 namespace oodt {
 
+// Uniform in [0, n) from a source of 64-bit words, without modulo bias (Lemire's
+// multiply-and-reject): every generator here draws bounded integers this way.
+template <class Next>
+uint64_t uniform_below(Next&& next, uint64_t n) {
+  uint64_t x = next();
+  __uint128_t m = static_cast<__uint128_t>(x) * n;
+  uint64_t l = static_cast<uint64_t>(m);
+  if (l < n) {
+    const uint64_t t = (0 - n) % n;
+    while (l < t) {
+      x = next();
+      m = static_cast<__uint128_t>(x) * n;
+      l = static_cast<uint64_t>(m);
+    }
+  }
+  return static_cast<uint64_t>(m >> 64);
+}
+
 class SeededRng {
  public:
   explicit SeededRng(uint64_t seed) : engine_(seed) {}
   uint64_t next() { return engine_(); }
   // Uniform in [0, n) without modulo bias (Lemire's method).
   uint64_t below(uint64_t n) {
-    uint64_t x = next();
-    __uint128_t m = static_cast<__uint128_t>(x) * n;
-    uint64_t l = static_cast<uint64_t>(m);
-    if (l < n) {
-      const uint64_t t = (0 - n) % n;
-      while (l < t) {
-        x = next();
-        m = static_cast<__uint128_t>(x) * n;
-        l = static_cast<uint64_t>(m);
-      }
-    }
-    return static_cast<uint64_t>(m >> 64);
+    return uniform_below([this] { return next(); }, n);
   }
   // Uniform in [0, 1) with 53 random bits.
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/random.h"
 #include "core/seed.h"
 
 namespace oodt {
@@ -249,20 +250,7 @@ double Rng::uniform(double a, double b) { return a + (b - a) * uniform(); }
 
 int64_t Rng::randint(int64_t lo, int64_t hi) {
   OODT_CHECK(hi > lo, "Rng::randint: empty range [", lo, ", ", hi, ")");
-  // Lemire's multiply-and-reject: unbiased for any range.
-  const uint64_t n = static_cast<uint64_t>(hi - lo);
-  uint64_t x = next();
-  __uint128_t m = static_cast<__uint128_t>(x) * n;
-  uint64_t l = static_cast<uint64_t>(m);
-  if (l < n) {
-    const uint64_t t = (0 - n) % n;
-    while (l < t) {
-      x = next();
-      m = static_cast<__uint128_t>(x) * n;
-      l = static_cast<uint64_t>(m);
-    }
-  }
-  return lo + static_cast<int64_t>(m >> 64);
+  return lo + static_cast<int64_t>(uniform_below([this] { return next(); }, static_cast<uint64_t>(hi - lo)));
 }
 
 bool Rng::bernoulli(double p) { return uniform() < p; }

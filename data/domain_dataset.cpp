@@ -19,6 +19,18 @@
 #include "data/text_dataset.h"
 
 namespace oodt {
+namespace {
+
+// Positions of `rows` sorted by row: reading in file order touches each block or chunk once.
+std::vector<int64_t> in_row_order(const std::vector<int64_t>& rows) {
+  std::vector<int64_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::sort(order.begin(), order.end(),
+            [&](int64_t a, int64_t b) { return rows[static_cast<size_t>(a)] < rows[static_cast<size_t>(b)]; });
+  return order;
+}
+
+}  // namespace
 
 DataOptions DataOptions::from_config(ConfigReader& cfg) {
   DataOptions o;
@@ -371,9 +383,7 @@ Batch DomainDataset::read(const std::vector<int64_t>& rows, int64_t train_step) 
   at::Tensor raw = at::empty({n, input_shape_[0], input_shape_[1], input_shape_[2]}, at::kByte);
   uint8_t* out = raw.data_ptr<uint8_t>();
   // In block order, so a block is decoded at most once per batch even when the cache is small.
-  std::vector<int64_t> order(rows.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return rows[static_cast<size_t>(a)] < rows[static_cast<size_t>(b)]; });
+  const std::vector<int64_t> order = in_row_order(rows);
   for (int64_t i : order) {
     const int64_t r = rows[static_cast<size_t>(i)];
     OODT_CHECK(r >= 0 && r < static_cast<int64_t>(labels_.size()), "row ", r, " out of range");
@@ -417,9 +427,7 @@ Batch DomainDataset::read_decoded(const std::vector<int64_t>& rows, int64_t trai
   // The bytes (or stored pixels) of every row, read in row order on this thread (libhdf5 is
   // serial), then decoded and augmented in parallel.
   std::vector<at::Tensor> raw(static_cast<size_t>(n));
-  std::vector<int64_t> order(rows.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return rows[static_cast<size_t>(a)] < rows[static_cast<size_t>(b)]; });
+  const std::vector<int64_t> order = in_row_order(rows);
   for (int64_t i : order) {
     const int64_t r = rows[static_cast<size_t>(i)];
     OODT_CHECK(r >= 0 && r < static_cast<int64_t>(labels_.size()), "row ", r, " out of range");
