@@ -4,25 +4,26 @@
 # `soup` (quantized layers restored from the names it records).
 source "$(dirname "$0")/common.sh" "$@"
 FIX="$SRC/fixtures/pre_surgery"
-# The old run was LibTorch 1.13's. A 2.x build rounds differently, and where a parameter's exact
-# gradient is 0 (the key third of an attention qkv bias: softmax ignores a per-query constant)
-# AdamW turns that rounding noise into steps of about the learning rate: a 2.x build is held to
-# its loading the checkpoint, not to 1.13's last bits there.
-LIBTORCH=$("$OODTRAIN" version | sed -n 's/^LibTorch //p')
+# Where a parameter's exact gradient is 0 (the key third of an attention qkv bias: softmax
+# ignores a per-query constant) its computed gradient is rounding noise, and AdamW turns that
+# noise into steps of about the learning rate. Any other build rounds differently there (a 2.x
+# LibTorch; the same 1.13 with this project compiled with -fopenmp moved it by 1.4e-3), so
+# those values are left out: the test holds the run to loading the checkpoint, not to one
+# build's last bits.
 for run in lsq_sagm ssa_msd; do
   mkdir -p "$WORK/$run"
   cp "$FIX/$run/ckpt_000000002.h5" "$WORK/$run/"
   run_expect 0 "$WORK/o" -- "$OODTRAIN" train -c "$FIX/$run.yaml" --set data.path="$DATA" --set run.dir="$WORK/$run" --resume
   expect_contains "$WORK/o" "resuming from $WORK/$run/ckpt_000000002.h5 (step 2)"
-  "$PYTHON" - "$FIX/$run" "$WORK/$run" "$LIBTORCH" <<'PY'
+  "$PYTHON" - "$FIX/$run" "$WORK/$run" <<'PY'
 import json, sys
 import h5py, numpy as np
-old, new, libtorch = sys.argv[1], sys.argv[2], sys.argv[3]
+old, new = sys.argv[1], sys.argv[2]
 a, b = h5py.File(old + "/ckpt_000000004.h5")["model"], h5py.File(new + "/ckpt_000000004.h5")["model"]
 assert sorted(a) == sorted(b), sorted(set(a) ^ set(b))
 def diff(k):
     d = np.abs(a[k][()].astype(np.float64) - b[k][()].astype(np.float64))
-    if not libtorch.startswith("1.") and k.endswith("attn.qkv.bias"):
+    if k.endswith("attn.qkv.bias"):
         d = np.concatenate([d[: d.size // 3], d[2 * d.size // 3:]])  # the key third: see above
     return d.max()
 worst = max(diff(k) for k in a)
