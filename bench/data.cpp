@@ -1,5 +1,11 @@
 // Data loading against the trainer's appetite, side by side in one process:
 //   build/bench/bench_data [--data datasets/rotated_fmnist.h5] [--steps 200] [--batch 64]
+//   build/bench/bench_data --reader-only --data F.h5 --test-domain D --augment '{preset: domainbed}'
+//                          --threads N [--steps 25] [--batch 32]
+//
+// --reader-only prints one number, the reader's samples/s over steps 6..N on N intra-op threads
+// (decoding and augmentation included; bench/data_pipeline.py compares it with torchvision's
+// DataLoader). Otherwise:
 //
 // 1. Reader: samples/s of DomainDataset::train_batch alone (HDF5 hyperslab reads, decode,
 //    float conversion), one thread.
@@ -56,15 +62,35 @@ int main(int argc, char** argv) {
   DataOptions o;
   o.path = "datasets/rotated_fmnist.h5";
   o.test_domains = {"rot_0"};
-  int steps = 200, rounds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  int steps = 200, rounds = 3, threads = 1;
+  bool reader_only = false;
+  for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
-    if (k == "--data") o.path = argv[i + 1];
-    else if (k == "--steps") steps = std::atoi(argv[i + 1]);
-    else if (k == "--batch") o.batch_size = std::atoll(argv[i + 1]);
-    else if (k == "--rounds") rounds = std::atoi(argv[i + 1]);
+    if (k == "--reader-only") {
+      reader_only = true;
+      continue;
+    }
+    if (i + 1 >= argc) break;
+    const char* v = argv[++i];
+    if (k == "--data") o.path = v;
+    else if (k == "--test-domain") o.test_domains = {v};
+    else if (k == "--threads") threads = std::atoi(v);
+    else if (k == "--augment") {
+      ConfigReader aug(YAML::Load(v), "data.augment", nullptr);
+      o.augment = AugmentOptions::from_config(aug);
+    } else if (k == "--steps") steps = std::atoi(v);
+    else if (k == "--batch") o.batch_size = std::atoll(v);
+    else if (k == "--rounds") rounds = std::atoi(v);
   }
-  at::set_num_threads(1);
+  at::set_num_threads(threads);
+  if (reader_only) {
+    DomainDataset ds(o, 0, 0, 1);
+    for (int s = 0; s < 5; ++s) ds.train_batch(s);
+    const auto t0 = Clock::now();
+    for (int s = 5; s < steps; ++s) ds.train_batch(s);
+    std::printf("%.1f\n", static_cast<double>(o.batch_size * (steps - 5)) / since(t0));
+    return 0;
+  }
   auto comm = make_local_communicator();
   std::vector<double> reader, memory, prefetched, plain;
   for (int r = 0; r < rounds; ++r) {

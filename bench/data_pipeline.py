@@ -8,11 +8,9 @@ content: three octaves of upscaled noise, colour gradients, mild pixel noise) at
 (PACS) and 640x480 under --work, then:
 
 1. Decode + augment to 224x224, images/s, 1 and 2 threads, rounds interleaved:
-   - oodtrain: `train` with data.prefetch 0 (decoding on the training thread, inside the
-     timed step), data.augment.preset domainbed, decoding on train.threads (ATen's parallel loop), a
-     negligible model (mlp, hidden [2]), batch 32. Its rate is read from the progress lines
-     after the first window (steps 6..N). The same run on a `--decode 224x224` import with
-     augment none is the model + batching cost; `data` = 1 / (1/total - 1/model-only).
+   - oodtrain: the reader alone (build/bench/bench_data --reader-only): training batches of 32
+     of the `photo` domain, data.augment.preset domainbed, decoding and augmentation on N
+     intra-op threads (ATen's parallel loop), timed over batches 6..N. No model.
    - torchvision 0.14 + PIL: a Dataset over the training domain's files, PIL open +
      convert('RGB') + DomainBed's train transform (RandomResizedCrop(224, scale 0.7-1),
      RandomHorizontalFlip, ColorJitter(0.3 x4), RandomGrayscale(0.1), ToTensor, Normalize),
@@ -82,11 +80,10 @@ def train_cmd(a, data, run_dir, threads, augment, extra=()):
 
 
 def oodtrain_rate(a, data, threads, augment):
-    with tempfile.TemporaryDirectory(dir=a.work) as d:
-        out, _ = run(train_cmd(a, data, f"{d}/run", threads, augment), env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
-    rates = [float(m) for m in re.findall(r"^step \d+/\d+ .* (\d+(?:\.\d+)?) samples/s", out, re.M)]
-    rates = rates[1:]  # the first window has the warm-up
-    return len(rates) / sum(1 / r for r in rates)  # equal windows: total samples / total time
+    out, _ = run([a.bench_data, "--reader-only", "--data", data, "--test-domain", "art", "--augment", augment,
+                  "--threads", str(threads), "--steps", str(a.steps), "--batch", "32"],
+                 env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    return float(out.strip().splitlines()[-1])
 
 
 TV_CHILD = r"""
@@ -134,6 +131,7 @@ def peak_rss_mib(cmd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--oodtrain", default=os.path.join(ROOT, "build/launch/oodtrain"))
+    ap.add_argument("--bench-data", default=os.path.join(ROOT, "build/bench/bench_data"))
     ap.add_argument("--work", default="/tmp/oodt_data_pipeline")
     ap.add_argument("--images", type=int, default=200, help="JPEGs per size")
     ap.add_argument("--rounds", type=int, default=2)
@@ -175,8 +173,6 @@ def main():
         domainbed = "{preset: domainbed}"
         for r in range(a.rounds):
             for threads in (1, 2):
-                res.setdefault(("model-only", "", threads), []).append(
-                    oodtrain_rate(a, files[("640x480", "224x224")], threads, "{preset: none}"))
                 for name in trees:
                     res.setdefault(("oodtrain", name, threads), []).append(
                         oodtrain_rate(a, files[(name, "encoded")], threads, domainbed))
@@ -191,22 +187,17 @@ def main():
                             torchvision_rate(a, trees[name], 0, "decode"))
             print(f"round {r + 1} done, load {os.getloadavg()}", flush=True)
         med = {k: statistics.median(v) for k, v in res.items()}
-        print(f"\n{'what':24} {'images':8} {'threads':>7} {'rate/s':>8} {'data img/s':>10} {'per core':>8}  runs")
+        print(f"\n{'what':24} {'images':8} {'threads':>7} {'img/s':>8} {'per core':>8} {'ms/img':>7}  runs")
         for k, v in res.items():
             what, name, threads = k
             rate = med[k]
-            data = rate
-            if what.startswith("oodtrain"):
-                data = 1 / (1 / rate - 1 / med[("model-only", "", threads)])
-            per_core = data / threads
-            print(f"{what:24} {name:8} {threads:>7} {rate:8.0f} {data:10.0f} {per_core:8.0f}  "
+            print(f"{what:24} {name:8} {threads:>7} {rate:8.0f} {rate / threads:8.0f} {1e3 * threads / rate:7.2f}  "
                   f"{', '.join(f'{x:.0f}' for x in v)}")
-        print("\nratios oodtrain data / torchvision (same threads):")
+        print("\nratios oodtrain / torchvision (same threads, so also per core):")
         for name in trees:
             for threads in (1, 2):
-                o = 1 / (1 / med[("oodtrain", name, threads)] - 1 / med[("model-only", "", threads)])
-                print(f"  {name} {threads} thread(s): {o / med[('torchvision', name, threads)]:.2f}x "
-                      f"(total incl. model: {med[('oodtrain', name, threads)] / med[('torchvision', name, threads)]:.2f}x)")
+                print(f"  {name} {threads} thread(s): "
+                      f"{med[('oodtrain', name, threads)] / med[('torchvision', name, threads)]:.2f}x")
 
     if "memory" not in skip:
         print("\n== reader memory: peak RSS (MiB), train 20 steps + final evaluation of every image, 2 threads ==",

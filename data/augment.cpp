@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "core/seed.h"
+#include "data/augment_u8.h"
 
 namespace oodt {
 namespace aug {
@@ -28,6 +29,27 @@ void check_channels(const at::Tensor& img, const char* op) {
   check_image(img, op);
   const int64_t c = img.size(-3);
   OODT_CHECK(c == 1 || c == 3, op, ": expected 1 or 3 channels, got ", c);
+}
+
+// A uint8 [C, H, W] image the per-pixel loops of data/augment_u8.h can run on (a copy of it:
+// the ops return new tensors, as torchvision's do). Batches and float images take the tensor
+// path below, which is the reference the loops are tested against.
+bool planar_u8(const at::Tensor& img) { return img.dim() == 3 && img.scalar_type() == at::kByte; }
+
+// How ATen's antialiased kernel rounds the terms of its sums on this machine, per pass (see
+// u8::resize_aa); found = false: no model reproduced it, and ATen resizes every image.
+struct ResizeModel {
+  bool found = false;
+  int block_w = 1, block_h = 1;
+};
+const ResizeModel& resize_model();
+at::Tensor resize_with_aten(const at::Tensor& img, int64_t h, int64_t w, bool antialias);
+
+template <typename Op>
+at::Tensor on_copy(const at::Tensor& img, Op op) {
+  at::Tensor out = img.contiguous().clone();
+  op(out.data_ptr<uint8_t>(), out.size(0), out.size(1) * out.size(2));
+  return out;
 }
 
 // `ratio * img1 + (1 - ratio) * img2`, clamped to the dtype's range and cast back (for uint8 a
@@ -97,6 +119,24 @@ at::Tensor resize(const at::Tensor& img, int64_t h, int64_t w, bool antialias) {
   check_image(img, "resize");
   OODT_CHECK(h > 0 && w > 0, "resize: the output size must be positive, got ", h, "x", w);
   if (img.size(-2) == h && img.size(-1) == w) return img;
+  const ResizeModel& model = resize_model();
+  if (antialias && model.found && planar_u8(img) && img.stride(2) == 1) {
+    // One uint8 image (any window of a planar one): data/augment_u8.h's loop, the same bytes.
+    at::Tensor out = at::empty({img.size(0), h, w}, img.options());
+    u8::resize_aa(img.data_ptr<uint8_t>(), img.size(0), img.stride(0), img.stride(1), img.size(1), img.size(2), h, w,
+                  out.data_ptr<uint8_t>(), model.block_w, model.block_h);
+    return out;
+  }
+  return resize_with_aten(img, h, w, antialias);
+}
+
+std::string resize_kernel() {
+  const ResizeModel& m = resize_model();
+  return m.found ? concat("loop (term blocks ", m.block_w, " wide, ", m.block_h, " high)") : "aten";
+}
+
+namespace {
+at::Tensor resize_with_aten(const at::Tensor& img, int64_t h, int64_t w, bool antialias) {
   // The interpolation runs in float32 on a batch; integer images are rounded back.
   at::Tensor x = img.dim() == 3 ? img.unsqueeze(0) : img;
   const bool cast = x.scalar_type() != at::kFloat;
@@ -107,6 +147,43 @@ at::Tensor resize(const at::Tensor& img, int64_t h, int64_t w, bool antialias) {
   if (cast) x = x.round().to(img.scalar_type());
   return x;
 }
+
+const ResizeModel& resize_model() {
+  // Which terms ATen's float kernel fuses into multiply-adds is a property of its build (the
+  // AVX2 kernels of x86 builds are compiled with contraction, and the compiler vectorised the
+  // products of the width pass's loop in blocks) and of the CPU it runs on. Ask it once: resize
+  // a test image in one direction at a time, over sizes whose sums have 2 to 12 terms, and
+  // keep the model that gives every byte ATen gives.
+  static const ResizeModel model = [] {
+    ResizeModel m;
+    const at::Tensor img =
+        at::arange(3 * 97 * 89, at::kLong).mul(int64_t{2654435761}).remainder(251).to(at::kByte).view({3, 97, 89});
+    const at::Tensor window = img.narrow(1, 3, 90).narrow(2, 2, 80);
+    const std::vector<int64_t> sizes{224, 150, 61, 37, 23, 13, 7};
+    std::vector<int> blocks{1};
+    if (u8::detail::have_fma()) blocks.insert(blocks.end(), {0, 4, 8, 2, 16});
+    auto matches = [&](bool width, int block) {
+      for (const int64_t n : sizes) {
+        const int64_t oh = width ? 90 : n, ow = width ? n : 80;
+        const at::Tensor want = resize_with_aten(window, oh, ow, true);
+        at::Tensor got = at::empty_like(want);
+        u8::resize_aa(window.data_ptr<uint8_t>(), 3, window.stride(0), window.stride(1), 90, 80, oh, ow,
+                      got.data_ptr<uint8_t>(), width ? block : 1, width ? 1 : block);
+        if (!got.equal(want)) return false;
+      }
+      return true;
+    };
+    bool found_w = false, found_h = false;
+    for (const int b : blocks)
+      if (!found_w && matches(true, b)) found_w = true, m.block_w = b;
+    for (const int b : blocks)
+      if (!found_h && matches(false, b)) found_h = true, m.block_h = b;
+    m.found = found_w && found_h;
+    return m;
+  }();
+  return model;
+}
+}  // namespace
 
 at::Tensor crop(const at::Tensor& img, int64_t top, int64_t left, int64_t h, int64_t w) {
   check_image(img, "crop");
@@ -153,6 +230,8 @@ at::Tensor hflip(const at::Tensor& img) {
 at::Tensor adjust_brightness(const at::Tensor& img, double factor) {
   check_channels(img, "adjust_brightness");
   OODT_CHECK(factor >= 0, "adjust_brightness: the factor must be >= 0, got ", factor);
+  if (planar_u8(img))
+    return on_copy(img, [&](uint8_t* p, int64_t c, int64_t hw) { u8::brightness(p, c, hw, factor); });
   // torchvision blends with zeros_like(img); adding (1 - factor) * 0 changes no value.
   const double bound = img.is_floating_point() ? 1.0 : 255.0;
   return img.mul(factor).clamp(0.0, bound).to(img.scalar_type());
@@ -161,6 +240,8 @@ at::Tensor adjust_brightness(const at::Tensor& img, double factor) {
 at::Tensor adjust_contrast(const at::Tensor& img, double factor) {
   check_channels(img, "adjust_contrast");
   OODT_CHECK(factor >= 0, "adjust_contrast: the factor must be >= 0, got ", factor);
+  if (planar_u8(img))
+    return on_copy(img, [&](uint8_t* p, int64_t c, int64_t hw) { u8::contrast(p, c, hw, factor); });
   const at::Tensor gray = img.size(-3) == 3 ? rgb_to_grayscale(img, 1) : img;
   at::Tensor mean;
   if (img.is_floating_point()) {
@@ -180,6 +261,8 @@ at::Tensor adjust_saturation(const at::Tensor& img, double factor) {
   check_channels(img, "adjust_saturation");
   OODT_CHECK(factor >= 0, "adjust_saturation: the factor must be >= 0, got ", factor);
   if (img.size(-3) == 1) return img;
+  if (planar_u8(img))
+    return on_copy(img, [&](uint8_t* p, int64_t c, int64_t hw) { u8::saturation(p, c, hw, factor); });
   return blend(img, rgb_to_grayscale(img, 1), factor);
 }
 
@@ -188,6 +271,8 @@ at::Tensor adjust_hue(const at::Tensor& img, double hue_factor) {
   OODT_CHECK(hue_factor >= -0.5 && hue_factor <= 0.5, "adjust_hue: the factor must be in [-0.5, 0.5], got ",
              hue_factor);
   if (img.size(-3) == 1) return img;
+  if (planar_u8(img))
+    return on_copy(img, [&](uint8_t* p, int64_t c, int64_t hw) { u8::hue(p, c, hw, hue_factor); });
   const bool is_uint8 = img.scalar_type() == at::kByte;
   const at::Tensor x = is_uint8 ? img.to(at::kFloat).div(255.0) : img;
   const auto hsv = rgb2hsv(x);
@@ -464,10 +549,26 @@ at::Tensor AugmentPipeline::eval_resize(const at::Tensor& chw) const {
 }
 
 at::Tensor AugmentPipeline::finish(const at::Tensor& chw_uint8) const {
-  // ToTensor's scaling, then Normalize.
-  at::Tensor x = chw_uint8.to(at::kFloat).div(255);
-  if (!o_.mean.empty()) x = aug::normalize(x, o_.mean, o_.std);
-  return x.contiguous();
+  // ToTensor's scaling, then Normalize, in one pass.
+  const at::Tensor img = chw_uint8.contiguous();
+  const int64_t c = img.size(0), hw = img.size(1) * img.size(2);
+  at::Tensor out = at::empty(img.sizes(), img.options().dtype(at::kFloat));
+  std::vector<float> mean, stdev;
+  if (!o_.mean.empty()) {
+    // As normalize() takes them: each value rounded to float once, 1 value for every channel.
+    OODT_CHECK((o_.mean.size() == 1 || static_cast<int64_t>(o_.mean.size()) == c) &&
+                   (o_.std.size() == 1 || static_cast<int64_t>(o_.std.size()) == c),
+               "normalize: mean and std need 1 or ", c, " values each, got ", o_.mean.size(), " and ",
+               o_.std.size());
+    for (int64_t k = 0; k < c; ++k) {
+      mean.push_back(static_cast<float>(o_.mean[o_.mean.size() == 1 ? 0 : k]));
+      stdev.push_back(static_cast<float>(o_.std[o_.std.size() == 1 ? 0 : k]));
+      OODT_CHECK(stdev.back() != 0.0f, "normalize: a std value is zero in float32");
+    }
+  }
+  aug::u8::to_float(img.data_ptr<uint8_t>(), c, hw, mean.empty() ? nullptr : mean.data(),
+                    stdev.empty() ? nullptr : stdev.data(), out.data_ptr<float>());
+  return out;
 }
 
 namespace {
@@ -509,19 +610,26 @@ at::Tensor AugmentPipeline::apply_draw(const at::Tensor& rgb_hwc, const AugmentD
 }
 
 at::Tensor AugmentPipeline::train_path(at::Tensor img, const AugmentDraw& d) const {
+  const void* input = img.data_ptr();
   img = d.crop ? aug::resized_crop(img, d.box.top, d.box.left, d.box.height, d.box.width, o_.size, o_.size, o_.antialias)
                : eval_resize(img);
   if (d.flip) img = aug::hflip(img);
+  // The colour ops run in place on this sample's own copy, one pass each (data/augment_u8.h).
+  if (!img.is_contiguous() || img.data_ptr() == input) img = img.contiguous().clone();
+  OODT_CHECK(d.factor[0] >= 0 && d.factor[1] >= 0 && d.factor[2] >= 0 && std::abs(d.factor[3]) <= 0.5,
+             "augment: jitter factors must be >= 0 and the hue shift in [-0.5, 0.5]");
+  uint8_t* px = img.data_ptr<uint8_t>();
+  const int64_t c = img.size(0), hw = img.size(1) * img.size(2);
   for (int k : d.order) {
     if (!d.jitter[k]) continue;
     switch (k) {
-      case 0: img = aug::adjust_brightness(img, d.factor[0]); break;
-      case 1: img = aug::adjust_contrast(img, d.factor[1]); break;
-      case 2: img = aug::adjust_saturation(img, d.factor[2]); break;
-      default: img = aug::adjust_hue(img, d.factor[3]); break;
+      case 0: aug::u8::brightness(px, c, hw, d.factor[0]); break;
+      case 1: aug::u8::contrast(px, c, hw, d.factor[1]); break;
+      case 2: aug::u8::saturation(px, c, hw, d.factor[2]); break;
+      default: aug::u8::hue(px, c, hw, d.factor[3]); break;
     }
   }
-  if (d.gray) img = aug::rgb_to_grayscale(img, img.size(0));
+  if (d.gray) aug::u8::grayscale(px, c, hw);
   return finish(img);
 }
 

@@ -30,6 +30,10 @@ namespace aug {
 // Bilinear resize (F.resize(..., InterpolationMode.BILINEAR, antialias)): float interpolation,
 // then round and cast. Returns the input itself when the size is unchanged, as torchvision does.
 at::Tensor resize(const at::Tensor& img, int64_t h, int64_t w, bool antialias = true);
+// What resizes a single uint8 image with antialias: a loop of data/augment_u8.h that
+// reproduces this ATen's float kernel on this CPU (it says how it rounds), or "aten" when none
+// does (then ATen's kernel runs).
+std::string resize_kernel();
 // A window of the image; parts outside the image are zero (torchvision pads with 0).
 at::Tensor crop(const at::Tensor& img, int64_t top, int64_t left, int64_t h, int64_t w);
 // The centred window (offsets rounded half to even, as Python's round()); zero-padded when

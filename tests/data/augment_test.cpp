@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/h5.h"
 #include "data/augment.h"
+#include "data/augment_u8.h"
 #include "test_util.h"
 
 namespace oodt {
@@ -145,6 +146,74 @@ TEST(AugmentOps, TruncationAndRoundingAsTorchvision) {
     EXPECT_EQ(test::max_abs_diff(aug::adjust_hue(imgs, 0.2)[k], aug::adjust_hue(imgs[k], 0.2)), 0.0);
     EXPECT_EQ(test::max_abs_diff(aug::adjust_saturation(imgs, 0.4)[k], aug::adjust_saturation(imgs[k], 0.4)), 0.0);
   }
+}
+
+// A single uint8 image takes the per-pixel loops (data/augment_u8.h), a batch the tensor path;
+// both must give the same bytes. The hue, the one with real arithmetic, on every colour, through
+// both of its loops (SSE2 and, where the CPU has it, AVX2).
+TEST(AugmentOps, PixelLoopsEqualTheTensorPathOnEveryColour) {
+  const int64_t side = 4096;  // 4096 x 4096 = all 2^24 (r, g, b), in chunks of 256 rows
+  const at::Tensor all = at::arange(int64_t{1} << 24, at::kInt);
+  const at::Tensor rgb = at::stack({all.bitwise_and(255), all.div(256, "floor").bitwise_and(255), all.div(65536, "floor")})
+                             .to(at::kByte)
+                             .view({3, side, side});
+  using Loop = void (*)(uint8_t*, uint8_t*, uint8_t*, int64_t, float);
+  std::vector<std::pair<std::string, Loop>> loops{{"portable", aug::u8::detail::hue_portable}};
+  if (aug::u8::detail::have_avx2()) loops.emplace_back("avx2", aug::u8::detail::hue_avx2);
+  for (double factor : {-0.5, -0.2137, 0.5}) {
+    std::map<std::string, int64_t> differ;
+    // 256 rows and 1 pixel less, so the loops' last, partial block is covered too.
+    for (int64_t row = 0; row < side; row += 256) {
+      const at::Tensor chunk = rgb.narrow(1, row, 256).reshape({3, -1}).narrow(1, 0, 256 * side - 1).contiguous();
+      const at::Tensor want = aug::adjust_hue(chunk.view({1, 3, 1, -1}), factor).view({3, -1});
+      for (const auto& [name, loop] : loops) {
+        const at::Tensor got = chunk.clone();
+        uint8_t* p = got.data_ptr<uint8_t>();
+        const int64_t hw = got.size(1);
+        loop(p, p + hw, p + 2 * hw, hw, static_cast<float>(factor));
+        differ[name] += got.ne(want).sum().item<int64_t>();
+      }
+    }
+    for (const auto& [name, loop] : loops) EXPECT_EQ(differ[name], 0) << name << " hue " << factor << ": channel values that differ";
+  }
+  at::Generator g = at::detail::createCPUGenerator(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int64_t c = trial % 4 == 0 ? 1 : 3;
+    const at::Tensor img = at::randint(0, 256, {c, 37, 53}, g, at::kByte);
+    const double f = at::rand({1}, g).item<double>() * 3;  // up to 3, so some values clamp at 255
+    const at::Tensor batch = img.unsqueeze(0);
+    EXPECT_TRUE(aug::adjust_brightness(img, f).equal(aug::adjust_brightness(batch, f)[0])) << f;
+    EXPECT_TRUE(aug::adjust_contrast(img, f).equal(aug::adjust_contrast(batch, f)[0])) << f;
+    EXPECT_TRUE(aug::adjust_saturation(img, f).equal(aug::adjust_saturation(batch, f)[0])) << f;
+    // The ops return new images, leaving their input alone.
+    EXPECT_TRUE(img.equal(batch[0]));
+  }
+  // The antialiased resize of one image (a window of a larger one, as a crop gives) against
+  // the tensor path on a batch: down by up to 5x, up by up to 3x, each side on its own. A loop
+  // must reproduce ATen here, or single images fall back to ATen's kernel and nothing is tested.
+  EXPECT_NE(aug::resize_kernel(), "aten");
+  std::cout << "  resize: " << aug::resize_kernel() << "\n";
+  for (int trial = 0; trial < 80; ++trial) {
+    auto draw = [&](int64_t lo, int64_t hi) { return lo + at::randint(hi - lo, {1}, g).item<int64_t>(); };
+    const int64_t H = draw(1, 400), W = draw(1, 400);
+    const at::Tensor big = at::randint(0, 256, {3, H + 7, W + 5}, g, at::kByte);
+    const at::Tensor window = big.narrow(1, draw(0, 8), H).narrow(2, draw(0, 6), W);
+    const int64_t oh = trial % 4 == 0 ? H : draw(std::max<int64_t>(1, H / 5), 3 * H + 1);
+    const int64_t ow = trial % 4 == 1 ? W : draw(std::max<int64_t>(1, W / 5), 3 * W + 1);
+    const at::Tensor loop = aug::resize(window, oh, ow, true);
+    const at::Tensor tensor = aug::resize(window.unsqueeze(0), oh, ow, true)[0];
+    ASSERT_TRUE(loop.equal(tensor)) << H << "x" << W << " -> " << oh << "x" << ow << ": max |diff| "
+                                    << test::max_abs_diff(loop, tensor);
+  }
+  // The pipeline's grayscale and its ToTensor + Normalize step against the tensor ops.
+  AugmentOptions o;
+  o.mean = kMean, o.std = kStd;
+  AugmentDraw d;
+  d.gray = true;
+  const at::Tensor img = at::randint(0, 256, {31, 29, 3}, g, at::kByte);
+  const at::Tensor want = aug::normalize(aug::rgb_to_grayscale(img.permute({2, 0, 1}).unsqueeze(0), 3)[0].to(at::kFloat).div(255),
+                                         kMean, kStd);
+  EXPECT_TRUE(AugmentPipeline(o).apply_draw(img, d).equal(want));
 }
 
 TEST(AugmentOps, RejectsBadArguments) {
