@@ -16,7 +16,15 @@ wait_for() {
     "$OODTRAIN" sweep status "$sweep" 2>&1 | tail -1 | grep -qF "$want" && return 0
     sleep 1
   done
-  "$OODTRAIN" sweep status "$sweep"; squeue; fail "sweep $sweep did not reach '$want' in $t s"
+  "$OODTRAIN" sweep status "$sweep"; squeue; slurm_evidence; fail "sweep $sweep did not reach '$want' in $t s"
+}
+# What Slurm saw, for a failure's report: the jobs' output files and the controller's log.
+slurm_evidence() {
+  local f log=${OODT_SLURM_DIR:-/tmp/oodt-slurm}/log
+  for f in "$WORK"/*/slurm/*.out; do [ -e "$f" ] && { echo "== $f"; tail -n 20 "$f"; }; done
+  [ -e "$log/jobcomp.txt" ] && { echo "== jobcomp"; tail -n 8 "$log/jobcomp.txt"; }
+  [ -e "$log/slurmctld.log" ] && { echo "== slurmctld.log"; tail -n 40 "$log/slurmctld.log"; }
+  return 0
 }
 
 cat > "$WORK/s.yaml" <<YAML
@@ -49,7 +57,9 @@ scancel --batch --signal=USR1 "${job}_0"
 for _ in $(seq 60); do [ -e "$run/stopped" ] && break; sleep 0.5; done
 [ -e "$run/stopped" ] || { cat "$run/log.txt"; fail "the preempted run did not stop with a checkpoint"; }
 # The task requeues itself once mpirun has exited (about 20 s after the stop, docs/slurm.md).
-for _ in $(seq 60); do [ "$(job_state "${job}_0")" = JobState=PENDING ] && break; sleep 1; done
+for _ in $(seq 120); do [ "$(job_state "${job}_0")" = JobState=PENDING ] && break; sleep 1; done
+[ "$(job_state "${job}_0")" = JobState=PENDING ] \
+  || { scontrol show job "${job}_0"; slurm_evidence; fail "the stopped task was not requeued within 120 s"; }
 scontrol update JobId="${job}_0" StartTime=now
 wait_for "$WORK/p.yaml" "1 runs in $WORK/pre: 1 done" 180
 expect_contains "$run/log.txt" "stopped by signal 10"
