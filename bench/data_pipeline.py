@@ -136,7 +136,7 @@ def main():
     ap.add_argument("--images", type=int, default=200, help="JPEGs per size")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=25, help="batches of 32 per throughput run")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: throughput,import,memory")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: throughput,memory (the import always runs: the other parts read its files)")
     a = ap.parse_args()
     skip = set(filter(None, a.skip.split(",")))
     shutil.rmtree(a.work, ignore_errors=True)
