@@ -43,7 +43,9 @@ expect_contains "$WORK/o" "| algorithms=[mixup] |"
 
 # Preemption: SIGUSR1 to the batch shell of a long run; it forwards the signal, the ranks stop
 # with a checkpoint (exit 75) and the task requeues itself. Slurm holds a requeued job back
-# for 2 minutes; the test moves its start time to now instead of waiting.
+# for cred_expire (2 minutes) because slurmd refuses a credential made in or before the second
+# it revoked the job's last one ("Job credential revoked"); the test moves the start a few
+# seconds past the requeue instead of waiting, never into the revocation's second.
 cat > "$WORK/p.yaml" <<YAML
 out: $WORK/pre
 base: [$WORK/tiny.yaml]
@@ -60,7 +62,7 @@ for _ in $(seq 60); do [ -e "$run/stopped" ] && break; sleep 0.5; done
 for _ in $(seq 120); do [ "$(job_state "${job}_0")" = JobState=PENDING ] && break; sleep 1; done
 [ "$(job_state "${job}_0")" = JobState=PENDING ] \
   || { scontrol show job "${job}_0"; slurm_evidence; fail "the stopped task was not requeued within 120 s"; }
-scontrol update JobId="${job}_0" StartTime=now
+scontrol update JobId="${job}_0" StartTime=now+5
 wait_for "$WORK/p.yaml" "1 runs in $WORK/pre: 1 done" 180
 expect_contains "$run/log.txt" "stopped by signal 10"
 expect_contains "$run/log.txt" "resuming from"
