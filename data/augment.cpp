@@ -293,18 +293,29 @@ at::Tensor rgb_to_grayscale(const at::Tensor& img, int64_t out_channels) {
   return out_channels == 3 ? gray.expand(img.sizes()) : gray;
 }
 
-at::Tensor normalize(const at::Tensor& img, const std::vector<double>& mean, const std::vector<double>& std) {
-  check_image(img, "normalize");
-  OODT_CHECK(img.is_floating_point(), "normalize: expected a float image, got ", img.scalar_type());
-  const int64_t c = img.size(-3);
+namespace {
+// Normalize's mean and std as two 1-D tensors of `c` values in `dtype` on the CPU: 1 value or
+// one per channel each, every value rounded once from double (as torch.as_tensor(values,
+// dtype=...)), and no std that is zero in `dtype`. Shared by normalize() and the fused
+// ToTensor + Normalize pass of AugmentPipeline::finish().
+std::pair<at::Tensor, at::Tensor> mean_std_per_channel(const std::vector<double>& mean,
+                                                       const std::vector<double>& std, int64_t c,
+                                                       at::ScalarType dtype) {
   OODT_CHECK((mean.size() == 1 || static_cast<int64_t>(mean.size()) == c) &&
                  (std.size() == 1 || static_cast<int64_t>(std.size()) == c),
              "normalize: mean and std need 1 or ", c, " values each, got ", mean.size(), " and ", std.size());
-  // As torch.as_tensor(values, dtype=float32): each double rounded to float once.
-  const at::Tensor m = at::tensor(mean, at::kDouble).to(img.device(), img.scalar_type()).view({-1, 1, 1});
-  const at::Tensor s = at::tensor(std, at::kDouble).to(img.device(), img.scalar_type()).view({-1, 1, 1});
-  OODT_CHECK(!s.eq(0).any().item<bool>(), "normalize: a std value is zero in ", img.scalar_type());
-  return img.sub(m).div(s);
+  const at::Tensor m = at::tensor(mean, at::kDouble).to(dtype).expand({c}).contiguous();
+  const at::Tensor s = at::tensor(std, at::kDouble).to(dtype).expand({c}).contiguous();
+  OODT_CHECK(!s.eq(0).any().item<bool>(), "normalize: a std value is zero in ", dtype);
+  return {m, s};
+}
+}  // namespace
+
+at::Tensor normalize(const at::Tensor& img, const std::vector<double>& mean, const std::vector<double>& std) {
+  check_image(img, "normalize");
+  OODT_CHECK(img.is_floating_point(), "normalize: expected a float image, got ", img.scalar_type());
+  const auto [m, s] = mean_std_per_channel(mean, std, img.size(-3), img.scalar_type());
+  return img.sub(m.to(img.device()).view({-1, 1, 1})).div(s.to(img.device()).view({-1, 1, 1}));
 }
 
 // --- randomness ---------------------------------------------------------------------------
@@ -553,21 +564,10 @@ at::Tensor AugmentPipeline::finish(const at::Tensor& chw_uint8) const {
   const at::Tensor img = chw_uint8.contiguous();
   const int64_t c = img.size(0), hw = img.size(1) * img.size(2);
   at::Tensor out = at::empty(img.sizes(), img.options().dtype(at::kFloat));
-  std::vector<float> mean, stdev;
-  if (!o_.mean.empty()) {
-    // As normalize() takes them: each value rounded to float once, 1 value for every channel.
-    OODT_CHECK((o_.mean.size() == 1 || static_cast<int64_t>(o_.mean.size()) == c) &&
-                   (o_.std.size() == 1 || static_cast<int64_t>(o_.std.size()) == c),
-               "normalize: mean and std need 1 or ", c, " values each, got ", o_.mean.size(), " and ",
-               o_.std.size());
-    for (int64_t k = 0; k < c; ++k) {
-      mean.push_back(static_cast<float>(o_.mean[o_.mean.size() == 1 ? 0 : k]));
-      stdev.push_back(static_cast<float>(o_.std[o_.std.size() == 1 ? 0 : k]));
-      OODT_CHECK(stdev.back() != 0.0f, "normalize: a std value is zero in float32");
-    }
-  }
-  aug::u8::to_float(img.data_ptr<uint8_t>(), c, hw, mean.empty() ? nullptr : mean.data(),
-                    stdev.empty() ? nullptr : stdev.data(), out.data_ptr<float>());
+  at::Tensor mean, stdev;  // undefined: ToTensor's scaling only
+  if (!o_.mean.empty()) std::tie(mean, stdev) = aug::mean_std_per_channel(o_.mean, o_.std, c, at::kFloat);
+  aug::u8::to_float(img.data_ptr<uint8_t>(), c, hw, mean.defined() ? mean.data_ptr<float>() : nullptr,
+                    stdev.defined() ? stdev.data_ptr<float>() : nullptr, out.data_ptr<float>());
   return out;
 }
 

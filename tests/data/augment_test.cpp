@@ -422,6 +422,30 @@ TEST(AugmentPipeline, NoneKeepsTheImageScaledToUnit) {
   EXPECT_THROW(p.apply(img.permute({2, 0, 1}), false, 0), Error);
 }
 
+TEST(AugmentPipeline, FusedNormalizeEqualsNormalizeAndRejectsTheSameValues) {
+  AugmentOptions o = AugmentOptions::preset_options("none");
+  const at::Tensor img = test_image(11, 9, 6);
+  const auto unit = [](const at::Tensor& hwc) { return hwc.permute({2, 0, 1}).to(at::kFloat) / 255.0f; };
+  for (const auto& [mean, std] : std::vector<std::pair<std::vector<double>, std::vector<double>>>{
+           {{0.5}, {0.25}}, {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}}, {{0.1}, {0.3, 0.2, 0.7}}}) {
+    o.mean = mean, o.std = std;
+    const AugmentPipeline p(o);
+    EXPECT_EQ(test::max_abs_diff(p.apply(img, false, 0), aug::normalize(unit(img), mean, std)), 0.0);
+  }
+  // One value for a one-channel image; three values do not fit it.
+  o.mean = {0.5}, o.std = {0.25};
+  const at::Tensor gray = img.narrow(2, 0, 1).contiguous();
+  EXPECT_EQ(test::max_abs_diff(AugmentPipeline(o).apply(gray, false, 0), aug::normalize(unit(gray), {0.5}, {0.25})),
+            0.0);
+  o.mean = {0.1, 0.2, 0.3}, o.std = {0.2, 0.2, 0.2};
+  EXPECT_THROW(AugmentPipeline(o).apply(gray, false, 0), Error);
+  EXPECT_THROW(aug::normalize(unit(gray), o.mean, o.std), Error);
+  // A std that is positive in double but zero in float32, the pixels' type on both paths.
+  o.mean = {0.5}, o.std = {1e-50};
+  EXPECT_THROW(AugmentPipeline(o).apply(img, false, 0), Error);
+  EXPECT_THROW(aug::normalize(unit(img), o.mean, o.std), Error);
+}
+
 // --- config -------------------------------------------------------------------------------
 
 AugmentOptions read(const std::string& yaml, YAML::Node* tree = nullptr) {
