@@ -19,4 +19,4 @@ cmake --build "$BUILD" --target oodt_tests oodt_dist_tests oodt_watchdog_probe o
 export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 cd "$BUILD"
-ctest --output-on-failure --timeout 900 -L 'unit|dist' "$@"
+ctest --output-on-failure --timeout 900 -j "${OODT_TEST_JOBS:-$(nproc)}" -L 'unit|dist' "$@"

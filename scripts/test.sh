@@ -10,4 +10,5 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${SLURM_CONF:-}" ]; then
   trap "'$PWD/scripts/slurm_local.sh' stop" EXIT
 fi
 cd "${BUILD_DIR:-build}"
-ctest --output-on-failure --timeout 900 "$@"
+# One test per core (OODT_TEST_JOBS to change): the tests that must run alone are RUN_SERIAL.
+ctest --output-on-failure --timeout 900 -j "${OODT_TEST_JOBS:-$(nproc)}" "$@"

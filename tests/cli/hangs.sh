@@ -5,10 +5,11 @@ source "$(dirname "$0")/common.sh" "$@"
   --set train.steps=100000 --set train.eval_every=0 --set train.checkpoint_every=0 --set dist.timeout_s=4 \
   > "$WORK/o" 2>&1 &
 job=$!
-# Rank 1's process, from its environment.
+# Rank 1's process of this job (its run folder is this test's own: under ctest -j other tests
+# run oodtrain too), found from its environment.
 victim=
 for _ in $(seq 150); do
-  for p in $(pgrep -f "$OODTRAIN train" || true); do
+  for p in $(pgrep -f "$OODTRAIN train -c $WORK/tiny.yaml" || true); do
     if tr '\0' '\n' < "/proc/$p/environ" 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then victim=$p; fi
   done
   [ -n "$victim" ] && grep -q "^step " "$WORK/o" && break
