@@ -130,11 +130,16 @@ int cmd_train(const Args& args) {
   }
 
   try {
+    // Nodes as MPI sees them (MPI_COMM_TYPE_SHARED): one per rank with local rank 0.
+    const int nodes = static_cast<int>(comm->all_reduce_scalar(comm->local_rank() == 0 ? 1.0 : 0.0, ReduceOp::Sum));
     if (comm->rank() == 0) {
       const bool nccl = comm->backend() == "mpi" && trainer->state().device.is_cuda() && nccl_compiled();
-      std::printf("oodtrain %s: %d rank(s), backend %s, device %s, %d thread(s) per rank, run dir %s\n",
+      std::printf("oodtrain %s: %d rank(s), backend %s, device %s, %d thread(s) per rank, %d node(s), "
+                  "dist.overlap %s, run dir %s\n",
                   oodt_version(), comm->world_size(), nccl ? "nccl" : comm->backend().c_str(),
-                  trainer->state().device.str().c_str(), at::get_num_threads(), config.trainer.run_dir.c_str());
+                  trainer->state().device.str().c_str(), at::get_num_threads(), nodes,
+                  trainer->state().gradient_sync.overlap ? "on" : "off",  // auto resolved
+                  config.trainer.run_dir.c_str());
       std::fflush(stdout);
     }
     FitResult r = trainer->fit(stop_at);

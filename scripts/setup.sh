@@ -19,6 +19,7 @@ PACKAGES=(
   python3-pil                                 # image-folder trees the data-import tests generate
   python3-venv                                # the virtualenv below
   slurmctld slurmd slurm-client munge libpmix-dev  # a local Slurm for the sweep tests
+  iproute2 util-linux bc                      # namespace hosts for the multi-node tests
   dataset-fashion-mnist                       # the embedded default data
 )
 

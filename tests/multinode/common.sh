@@ -12,6 +12,8 @@ cleanup() { bash "$CLUSTER" down > /dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for network namespaces"; exit 77; }
+# A container without CAP_SYS_ADMIN cannot make them: say so and skip rather than fail.
+unshare --net true 2> /dev/null || { echo "SKIP: this machine does not allow network namespaces (unshare --net failed)"; exit 77; }
 cluster_up() {
   bash "$CLUSTER" down > /dev/null 2>&1 || true
   OODT_NETNS_SLOTS=$2 bash "$CLUSTER" up "$1" > "$WORK/up.log" 2>&1 || { cat "$WORK/up.log"; fail "cluster up $1"; }
@@ -22,7 +24,7 @@ cluster_mpirun() { bash "$CLUSTER" run -- "$@"; }
 rank_pid() {
   local r=$1 p
   for _ in $(seq 150); do
-    for p in $(pgrep -f "$OODTRAIN train" || true); do
+    for p in $(pgrep -f "$OODTRAIN train -c $WORK/" || true); do  # this test's jobs only
       if tr '\0' '\n' < "/proc/$p/environ" 2> /dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$r"; then echo "$p"; return 0; fi
     done
     sleep 0.2

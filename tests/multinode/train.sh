@@ -18,10 +18,11 @@ for rph in 1 2; do
   done
   [ "$(grep -c '^where ' "$WORK/where")" -eq "$np" ] || fail "expected $np ranks in $WORK/where"
 
-  # oodtrain's view of its node (MPI_COMM_TYPE_SHARED): threads per rank = cores / local ranks.
+  # oodtrain's view of its node (MPI_COMM_TYPE_SHARED): threads per rank = cores / local ranks,
+  # the node count, and dist.overlap: auto resolved to on because the ranks span nodes.
   run_expect 0 "$WORK/o" -- bash "$CLUSTER" run -- -np "$np" "$OODTRAIN" train -c "$WORK/tiny.yaml" \
     --set run.dir="$WORK/threads$rph" --set train.threads=0 --set train.steps=2 --set train.eval_every=0
-  expect_contains "$WORK/o" "$np rank(s), backend mpi, device cpu, $(per_rank "$rph") thread(s) per rank"
+  expect_contains "$WORK/o" "$np rank(s), backend mpi, device cpu, $(per_rank "$rph") thread(s) per rank, 2 node(s), dist.overlap on"
 
   # The tiny job on 2 hosts, and the same on one host (np ranks, shared memory).
   start=$(date +%s.%N)
@@ -31,6 +32,7 @@ for rph in 1 2; do
   expect_contains "$WORK/o" "$np rank(s), backend mpi"
   run_expect 0 "$WORK/o" -- "$MPIRUN" -np "$np" --oversubscribe "$OODTRAIN" train -c "$WORK/tiny.yaml" \
     --set run.dir="$WORK/one$rph"
+  expect_contains "$WORK/o" "$np rank(s), backend mpi, device cpu, 1 thread(s) per rank, 1 node(s), dist.overlap off"
   run_expect 0 "$WORK/o" -- "$MPIRUN" -np "$np" --oversubscribe "$OODTRAIN" train -c "$WORK/tiny.yaml" \
     --set run.dir="$WORK/one_overlap$rph" --set dist.overlap=true
   # overlap: auto is on across hosts: the bucket order it re-plans from the gradient hooks is
