@@ -1,7 +1,12 @@
 // Gradient communication, measured side by side under mpirun:
 //   mpirun -np 2 --bind-to core build/bench/bench_comm [--model resnet18] [--reps 15] [--steps 6] [--batch 32]
-//                                                      [--in-place-mb 0.25]
+//                                                      [--in-place-mb 0.25] [--bucket-mb 25]
+//                                                      [--compress none|fp16|bf16] [--sizes]
 //
+// Every result is also printed as one `json {...}` line for scripts (bench/multinode.py).
+//
+// 0. --sizes: bare MPI_Allreduce of float buffers from 4 KiB to 64 MiB (median of `reps`),
+//    the points a latency-bandwidth (alpha-beta) model is fitted to; nothing else is run.
 // 1. Bandwidth: the gradient all-reduce (GradientAllReduce::average, as the trainer sets it
 //    up: gradients already divided by the world size by backward, large ones reduced where
 //    they lie, small ones copied into flat buckets reduced in place, their gradients left as
@@ -41,7 +46,32 @@ std::string model_yaml(const std::string& name) {
   return "{name: " + name + "}";
 }
 
-void bandwidth(const std::string& name, int reps, double in_place_mb, Communicator& comm) {
+const char* compress_name(GradCompression c) {
+  return c == GradCompression::Fp16 ? "fp16" : c == GradCompression::Bf16 ? "bf16" : "none";
+}
+
+void sizes(int reps, Communicator& comm) {
+  for (int64_t bytes = 4 << 10; bytes <= (int64_t{64} << 20); bytes *= 4) {
+    at::Tensor buf = at::randn({bytes / 4});
+    std::vector<double> t;
+    for (int r = 0; r < reps + 1; ++r) {
+      comm.barrier();
+      const auto t0 = Clock::now();
+      MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr<float>(), static_cast<int>(bytes / 4), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      if (r) t.push_back(since(t0));
+    }
+    // The slowest rank's median: the collective ends for everyone when it ends for the last.
+    const double m = comm.all_reduce_scalar(bench::median(t), ReduceOp::Max);
+    if (comm.rank() == 0) {
+      std::printf("allreduce %9lld bytes %9.3f ms %7.3f GB/s\n", static_cast<long long>(bytes), m * 1e3, bytes / m / 1e9);
+      std::printf("json {\"kind\": \"allreduce\", \"ranks\": %d, \"bytes\": %lld, \"seconds\": %.9g}\n",
+                  comm.world_size(), static_cast<long long>(bytes), m);
+    }
+  }
+}
+
+void bandwidth(const std::string& name, int reps, double in_place_mb, double bucket_mb, GradCompression compress,
+               Communicator& comm) {
   at::manual_seed(0);
   ConfigReader cfg(YAML::Load(model_yaml(name)), "model", nullptr);
   auto model = build_model(cfg, ModelShape{{1, 28, 28}, 10});
@@ -58,7 +88,8 @@ void bandwidth(const std::string& name, int reps, double in_place_mb, Communicat
   GradientSyncOptions o;
   o.overlap = false;
   o.limits.in_place_bytes = static_cast<int64_t>(in_place_mb * 1024 * 1024);
-  GradientSync sync(o, make_bucket_hook(GradCompression::None));
+  o.limits.bucket_bytes = static_cast<int64_t>(bucket_mb * 1024 * 1024);
+  GradientSync sync(o, make_bucket_hook(compress));
   fresh_gradients();
   sync.setup(*model, comm);
   at::Tensor flat = at::randn({numel});
@@ -81,13 +112,20 @@ void bandwidth(const std::string& name, int reps, double in_place_mb, Communicat
                 "bandwidth ratio %.3f\n",
                 name.c_str(), mb_bytes, sync.num_buckets(), mo * 1e3, mb_bytes / 1e3 / mo, mb * 1e3,
                 mb_bytes / 1e3 / mb, mb / mo);
+  if (comm.rank() == 0)
+    std::printf("json {\"kind\": \"gradients\", \"model\": \"%s\", \"ranks\": %d, \"bytes\": %lld, "
+                "\"buckets\": %zu, \"bucket_mb\": %g, \"compress\": \"%s\", \"seconds\": %.9g, "
+                "\"bare_seconds\": %.9g}\n",
+                name.c_str(), comm.world_size(), static_cast<long long>(numel * 4), sync.num_buckets(), bucket_mb,
+                compress_name(compress), mo, mb);
 }
 
 struct StepResult {
   double seconds_per_step = 0, comm_per_step = 0, wait_per_step = 0;
 };
 
-StepResult train(const std::string& name, bool overlap, int steps, int64_t batch, Communicator& comm) {
+StepResult train(const std::string& name, bool overlap, int steps, int64_t batch, double bucket_mb,
+                 GradCompression compress, Communicator& comm) {
   TrainerOptions o;
   o.run_dir = "/tmp/oodt_bench_comm";
   o.steps = steps + 2;
@@ -95,6 +133,8 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
   o.checkpoint_every = 0;
   o.verbose = false;
   o.dist.overlap = overlap ? DistOptions::Overlap::On : DistOptions::Overlap::Off;
+  o.dist.bucket_mb = bucket_mb;
+  o.dist.compress = compress;
   o.optim.name = "sgd";
   o.optim.momentum = 0.9;
   at::manual_seed(0);
@@ -125,16 +165,35 @@ StepResult train(const std::string& name, bool overlap, int steps, int64_t batch
 int main(int argc, char** argv) {
   std::string model = "resnet18";
   int reps = 15, steps = 6, rounds = 3;
-  double in_place_mb = oodt::DistOptions{}.in_place_mb;
+  double in_place_mb = oodt::DistOptions{}.in_place_mb, bucket_mb = oodt::DistOptions{}.bucket_mb;
+  auto compress = oodt::GradCompression::None;
+  bool only_sizes = false;
   int64_t batch = 32;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
-    if (k == "--model") model = argv[i + 1];
-    else if (k == "--reps") reps = std::atoi(argv[i + 1]);
-    else if (k == "--steps") steps = std::atoi(argv[i + 1]);
-    else if (k == "--rounds") rounds = std::atoi(argv[i + 1]);
-    else if (k == "--batch") batch = std::atoll(argv[i + 1]);
-    else if (k == "--in-place-mb") in_place_mb = std::atof(argv[i + 1]);
+    if (k == "--sizes") {
+      only_sizes = true;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "bench_comm: %s needs a value\n", k.c_str());
+      return 2;
+    }
+    const std::string v = argv[++i];
+    if (k == "--model") model = v;
+    else if (k == "--reps") reps = std::atoi(v.c_str());
+    else if (k == "--steps") steps = std::atoi(v.c_str());
+    else if (k == "--rounds") rounds = std::atoi(v.c_str());
+    else if (k == "--batch") batch = std::atoll(v.c_str());
+    else if (k == "--in-place-mb") in_place_mb = std::atof(v.c_str());
+    else if (k == "--bucket-mb") bucket_mb = std::atof(v.c_str());
+    else if (k == "--compress" && (v == "none" || v == "fp16" || v == "bf16"))
+      compress = v == "fp16" ? oodt::GradCompression::Fp16 : v == "bf16" ? oodt::GradCompression::Bf16
+                                                                          : oodt::GradCompression::None;
+    else {
+      std::fprintf(stderr, "bench_comm: unknown option or value: %s %s\n", k.c_str(), v.c_str());
+      return 2;
+    }
   }
   at::set_num_threads(1);
   auto comm = oodt::make_communicator();
@@ -142,13 +201,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "run under mpirun -np 2 (or more)\n");
     return 2;
   }
-  if (comm->rank() == 0) std::printf("== gradient all-reduce bandwidth, %d ranks ==\n", comm->world_size());
-  for (const std::string& m : {std::string("cnn"), std::string("mlp"), model}) oodt::bandwidth(m, reps, in_place_mb, *comm);
+  if (only_sizes) {
+    if (comm->rank() == 0) std::printf("== bare MPI_Allreduce, %d ranks ==\n", comm->world_size());
+    oodt::sizes(reps, *comm);
+    return 0;
+  }
+  if (comm->rank() == 0)
+    std::printf("== gradient all-reduce bandwidth, %d ranks, buckets of %g MB, compression %s ==\n",
+                comm->world_size(), bucket_mb, oodt::compress_name(compress));
+  for (const std::string& m : {std::string("cnn"), std::string("mlp"), model})
+    oodt::bandwidth(m, reps, in_place_mb, bucket_mb, compress, *comm);
 
   std::vector<double> on, off, comm_s, wait_s;
   for (int r = 0; r < rounds; ++r) {
-    const auto a = oodt::train(model, true, steps, batch, *comm);
-    const auto b = oodt::train(model, false, steps, batch, *comm);
+    const auto a = oodt::train(model, true, steps, batch, bucket_mb, compress, *comm);
+    const auto b = oodt::train(model, false, steps, batch, bucket_mb, compress, *comm);
     on.push_back(a.seconds_per_step), off.push_back(b.seconds_per_step);
     comm_s.push_back(a.comm_per_step), wait_s.push_back(a.wait_per_step);
   }
@@ -161,6 +228,11 @@ int main(int argc, char** argv) {
     std::printf("communication thread %.2f ms/step, main thread waited %.2f ms/step: %.0f%% of communication hidden "
                 "behind backward\n",
                 c * 1e3, w * 1e3, c > 0 ? 100.0 * (1.0 - w / c) : 0.0);
+    std::printf("json {\"kind\": \"steps\", \"model\": \"%s\", \"ranks\": %d, \"batch\": %lld, "
+                "\"bucket_mb\": %g, \"compress\": \"%s\", \"overlapped_s\": %.9g, \"after_backward_s\": %.9g, "
+                "\"comm_s\": %.9g, \"wait_s\": %.9g}\n",
+                model.c_str(), comm->world_size(), static_cast<long long>(batch), bucket_mb,
+                oodt::compress_name(compress), oodt::bench::median(on), oodt::bench::median(off), c, w);
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #   scripts/netns_cluster.sh run -- ARGS   mpirun ARGS across the hosts (from inside oodt-h0)
 #   scripts/netns_cluster.sh exec K CMD... CMD in host K's namespace (with its hostname)
 #   scripts/netns_cluster.sh link K up|down  host K's network link
+#   scripts/netns_cluster.sh shape RATE|off  every host sends at most RATE (tc tbf: 1gbit, 10gbit)
 #   scripts/netns_cluster.sh down          removes everything `up` made; safe to repeat
 #
 # Layout: host K is namespace oodt-hK with interface eth0 = 10.231.0.(10+K)/24 and loopback,
@@ -128,12 +129,40 @@ cmd_link() {
   ip -n "$PREFIX$k" link set eth0 "$state"
 }
 
+# Each host's eth0 sends at most RATE (a token bucket, tc tbf), like a full-duplex NIC of that
+# line rate: a ring all-reduce sends and receives at once, each direction limited by the
+# sender's shaper. The bucket holds 1 ms at the rate, and at least 256 KiB: veth hands tbf
+# segmentation-offload packets of up to 64 KiB, which a smaller bucket would drop. No added
+# latency: this kernel has no netem (see docs/multinode.md).
+cmd_shape() {
+  local rate=$1 k bytes burst
+  for k in $(hosts); do
+    ip -n "$k" link show eth0 > /dev/null 2>&1 || die "no host $k"
+    if [ "$rate" = off ]; then
+      tc -n "$k" qdisc del dev eth0 root 2> /dev/null || true
+      continue
+    fi
+    bytes=$(tc_rate_bytes "$rate") || die "rate '$rate': a number with kbit, mbit or gbit"
+    burst=$(( bytes / 1000 > 262144 ? bytes / 1000 : 262144 ))
+    tc -n "$k" qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms \
+      || die "tc tbf on $k failed"
+  done
+}
+# RATE (e.g. 10gbit) in bytes per second.
+tc_rate_bytes() {
+  local v=${1%[kmg]bit} unit=${1: -4}
+  [[ "$v" =~ ^[0-9]+$ ]] || return 1
+  case "$unit" in kbit) echo $(( v * 1000 / 8 )) ;; mbit) echo $(( v * 1000000 / 8 )) ;;
+    gbit) echo $(( v * 1000000000 / 8 )) ;; *) return 1 ;; esac
+}
+
 case "${1:-}" in
   up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   run) shift; cmd_run "$@" ;;
   exec) shift; [ $# -ge 2 ] || die "exec K CMD..."; cmd_exec "$@" ;;
   link) shift; [ $# -eq 2 ] || die "link K up|down"; cmd_link "$@" ;;
+  shape) shift; [ $# -eq 1 ] || die "shape RATE|off"; cmd_shape "$@" ;;
   hostfile) echo "$STATE/hostfile" ;;
-  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
