@@ -8,8 +8,8 @@ predict data-parallel efficiency at 8-1024 GPUs (issue 22, docs/performance.md):
 The model
   all-reduce of n bytes over p ranks in a ring:  T(n, p) = 2 (p - 1) a + 2 (p - 1) / p * n / B
       a: latency per message, B: the bandwidth a rank's link achieves. Fitted per link rate on
-      2 hosts (T = 2a + n/B), by least squares on relative error, to the bare MPI_Allreduce
-      sizes (4 KiB - 64 MiB).
+      2 hosts (T = 2a + n/B) to the bare MPI_Allreduce sizes: a from the messages of at most
+      16 KiB, B by least squares on relative error over those of at least 1 MiB (fit_link).
   a bucketed gradient all-reduce:  k buckets of n/k bytes each, one after the other: k T(n/k, p);
       compressed: half the bytes in transit (the conversion's cost is not modelled).
   a training step:  after backward: t_c + T_grad;  overlapped: t_c + max(T_last, T_grad - t_b),
@@ -66,12 +66,22 @@ def ring(n, p, a, inv_b):
 
 
 def fit_link(rows):
-    """(a, 1/B) from 2-rank bare all-reduces: T = 2a + n/B, least squares on T_pred / T - 1."""
-    n = np.array([r["bytes"] for r in rows], float)
-    t = np.array([r["seconds"] for r in rows], float)
-    A = np.stack([2 / t, n / t], axis=1)  # (2a + n/B) / t = 1
-    (a, inv_b), *_ = np.linalg.lstsq(A, np.ones_like(t), rcond=None)
-    return max(a, 0.0), inv_b
+    """(a, 1/B) from 2-rank bare all-reduces, T = 2a + n/B: a from the messages of at most
+    16 KiB (latency), 1/B by least squares on T_pred / T - 1 over those of at least 1 MiB
+    (bandwidth), each given the other, until they settle. The shaper's token bucket (at least
+    256 KiB) lets smaller messages through faster than the line rate, so the bandwidth is
+    fitted where the bucket no longer matters."""
+    small = [(r["bytes"], r["seconds"]) for r in rows if r["bytes"] <= 16 << 10]
+    big = [(r["bytes"], r["seconds"]) for r in rows if r["bytes"] >= 1 << 20]
+    if not small or not big:
+        raise SystemExit("the sizes need messages of at most 16 KiB and of at least 1 MiB")
+    x = np.array([n / t for n, t in big])
+    t_big = np.array([t for n, t in big])
+    a, inv_b = 0.0, float(x.sum() / (x @ x))
+    for _ in range(200):
+        a = max(0.0, statistics.median((t - n * inv_b) / 2 for n, t in small))
+        inv_b = float(x @ (1 - 2 * a / t_big) / (x @ x))
+    return a, inv_b
 
 
 def bucketed(n, k, p, a, inv_b, compress):
