@@ -95,7 +95,7 @@ def err(pred, meas):
 
 def summary(errors):
     e = [abs(x) for x in errors]
-    return f"median |error| {100 * statistics.median(e):.0f}%, max {100 * max(e):.0f}% ({len(e)} points)"
+    return f"median abs. error {100 * statistics.median(e):.0f}%, max {100 * max(e):.0f}% ({len(e)} points)"
 
 
 def rate_label(rate):

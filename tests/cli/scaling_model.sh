@@ -22,9 +22,9 @@ with open(sys.argv[1], "w") as f:
 PY
 run_expect 0 "$WORK/o" -- "$PYTHON" "$MODEL" --in "$WORK/m.json" --plot "$WORK/s.png"
 # latency, fitted bandwidth, share of the line rate, fit error, held-out error
-expect_contains "$WORK/o" "| 1 Gb/s | 50 us | 0.90 Gb/s | 0.90 | median |error| 0%, max 0% (8 points) | median |error| 0%, max 0% (8 points) |"
+expect_contains "$WORK/o" "| 1 Gb/s | 50 us | 0.90 Gb/s | 0.90 | median abs. error 0%, max 0% (8 points) | median abs. error 0%, max 0% (8 points) |"
 expect_contains "$WORK/o" "| 10 Gb/s | 30 us | 8.00 Gb/s | 0.80 |"
-expect_contains "$WORK/o" "All: median |error| 0%, max 0% (4 points)."
+expect_contains "$WORK/o" "All: median abs. error 0%, max 0% (4 points)."
 expect_contains "$WORK/o" "a = 30 us and 80% of line rate from the 10 Gb/s fit"
 [ -s "$WORK/s.png" ] || fail "no figure"
 # Predictions: one node needs no network; more nodes only lose efficiency.
